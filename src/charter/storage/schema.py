@@ -1,0 +1,152 @@
+"""The SQL schema, as SQLAlchemy Core tables.
+
+Tables are created only by the Alembic migrations in ``charter/storage/migrations`` (``charter
+init``), never implicitly. Conventions that keep SQLite and PostgreSQL byte-identical:
+
+* timestamps are ISO 8601 UTC text with microseconds (``charter.clock.iso``), which sorts like time;
+* structured fields are canonical JSON text (``charter.storage.jsonutil.dumps``), so what is hashed
+  into the audit chain is exactly what is stored, on every backend.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+TS = String(32)
+SHA = String(64)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("roles", Text, nullable=False),  # JSON list, sorted
+    Column("is_automation", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_prefix", String(16), nullable=False),
+    Column("token_hash", SHA, nullable=False, unique=True),
+    Column("label", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=True),
+    Column("revoked_at", TS, nullable=True),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("purpose", Text, nullable=False),
+    Column("business_use", Text, nullable=False),
+    Column("decision_type", String(100), nullable=False),
+    Column("owner", String(200), nullable=False),
+    Column("team", String(200), nullable=False),
+    Column("risk_tier", String(10), nullable=False),
+    Column("upstream", Text, nullable=False),
+    Column("downstream", Text, nullable=False),
+    Column("review_cadence_months", Integer, nullable=False),
+    Column("last_review", String(10), nullable=True),
+    Column("tags", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("retired_at", TS, nullable=True),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("artifact_format", String(30), nullable=False),
+    Column("artifact_size", Integer, nullable=False),
+    Column("feature_schema", Text, nullable=False),
+    Column("training_data", Text, nullable=True),
+    Column("hyperparameters", Text, nullable=False),
+    Column("seeds", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("code_commit", String(80), nullable=True),
+    Column("environment", Text, nullable=False),
+    Column("author", String(64), nullable=False),
+    Column("training_seconds", Float, nullable=True),
+    Column("description", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
+)
+
+# At most one version holds an alias of a model: the primary key is (model_id, alias).
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("alias", String(20), primary_key=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("set_by", String(64), nullable=False),
+    Column("set_at", TS, nullable=False),
+)
+
+validations = Table(
+    "validations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("validator", String(64), nullable=False),
+    Column("outcome", String(10), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# Append-only and hash-chained. No code path updates or deletes rows; triggers forbid it.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("ts", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("actor_type", String(20), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("model_name", String(100), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("prev_hash", SHA, nullable=False),
+    Column("hash", SHA, nullable=False),
+)
+
+Index("ix_model_versions_model_id", model_versions.c.model_id)
+Index("ix_api_tokens_user_id", api_tokens.c.user_id)
+Index("ix_validations_version_id", validations.c.version_id)
+Index("ix_audit_events_model_ts", audit_events.c.model_name, audit_events.c.ts)
+Index("ix_audit_events_actor", audit_events.c.actor)
+Index("ix_audit_events_action", audit_events.c.action)
+Index("ix_audit_events_ts", audit_events.c.ts)
