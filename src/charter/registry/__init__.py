@@ -1,0 +1,1 @@
+"""The model registry: inventory, versions, lifecycle and aliases, with lineage and audit."""
