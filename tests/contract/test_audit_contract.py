@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import approved_version, create_model
 from sqlalchemy import exc, select, text
 
 from charter import audit
@@ -14,6 +13,8 @@ from charter.registry.service import Registry
 from charter.storage import jsonutil
 from charter.storage.db import Database
 from charter.storage.schema import audit_events
+
+from helpers import approved_version, create_model
 
 
 @pytest.fixture
@@ -132,10 +133,15 @@ def test_forged_append_with_a_bad_link_is_detected(chain: Registry) -> None:
     cols = ", ".join(forged)
     _raw(
         chain.db,
-        (f"INSERT INTO audit_events ({cols}) VALUES ({', '.join(':' + k for k in forged)})", forged),
+        (
+            f"INSERT INTO audit_events ({cols}) VALUES ({', '.join(':' + k for k in forged)})",
+            forged,
+        ),
     )
     r = chain.verify_audit()
-    assert not r.ok and r.first_broken_seq == last["seq"] + 1 and r.first_broken_event_id == "forged"
+    assert (
+        not r.ok and r.first_broken_seq == last["seq"] + 1 and r.first_broken_event_id == "forged"
+    )
 
 
 def test_swapped_events_are_detected(chain: Registry) -> None:

@@ -6,12 +6,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import approved_version, create_model
 from sqlalchemy import exc, func, select
 
 from charter.errors import Conflict
 from charter.registry.service import Registry
 from charter.storage.schema import model_aliases, model_versions
+
+from helpers import approved_version, create_model
 
 PROMOTERS = 8
 ROUNDS = 100

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import approved_version, create_model, log_version, training_frame
 from sklearn.linear_model import LogisticRegression
 
 from charter.entities import FeatureType, Stage
@@ -25,6 +24,8 @@ from charter.errors import (
 from charter.registry import formats
 from charter.registry.service import Registry
 from charter.storage.artifacts import ArtifactStore
+
+from helpers import approved_version, create_model, log_version, training_frame
 
 
 def test_inventory_fields_and_review_schedule(registry: Registry, people, clock) -> None:
@@ -335,7 +336,12 @@ def test_a_pickle_that_would_create_a_file_never_runs(
     benign = tmp_path / "benign.pkl"
     benign.write_bytes(pickle.dumps({"weights": [1, 2, 3]}, protocol=4))
     good = registry.register_file(
-        people.dev, "pd-model", benign, format="pickle", allow_pickle=True, feature_schema=schema_spec
+        people.dev,
+        "pd-model",
+        benign,
+        format="pickle",
+        allow_pickle=True,
+        feature_schema=schema_spec,
     )
     path = registry.artifacts.path_for(good.artifact_sha256)
     path.chmod(0o644)
@@ -379,7 +385,7 @@ def test_register_skops_file_and_mlflow_directory(
         "utc_time_created: '2026-11-01 10:00:00.000000'\n"
         "signature:\n"
         '  inputs: \'[{"name": "income", "type": "double"}, {"name": "age", "type": "long"}]\'\n'
-        "  outputs: '[{\"type\": \"long\"}]'\n"
+        '  outputs: \'[{"type": "long"}]\'\n'
     )
     with pytest.raises(UnsafeArtifact):
         registry.register_mlflow(people.dev, "pd-model", mdir)

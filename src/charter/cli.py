@@ -1,0 +1,643 @@
+"""The ``charter`` command line: parse -> one library call -> format. Nothing else lives here.
+
+Writes need an identity: ``--token`` or ``CHARTER_TOKEN`` (``charter init --admin NAME`` prints the
+first one). Reads go straight to the store: whoever can open the database file can read it, so a
+token would protect nothing there; the HTTP service requires tokens for everything.
+
+Exit codes: 0 success, 1 integrity failure (broken audit chain, tampered artifact), 2 bad input,
+3 not authenticated or not permitted, 4 conflict with a concurrent change.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from charter.config import Settings
+from charter.entities import Actor, Checkpoint, FeatureSpec, Model, ModelVersion
+from charter.errors import CharterError, InvalidArgument
+from charter.registry import inventory
+from charter.registry.service import Registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    help="Charter: govern, serve and monitor models in regulated finance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+models_app = typer.Typer(help="The model inventory.", no_args_is_help=True)
+versions_app = typer.Typer(help="Model versions and their lineage.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
+inventory_app = typer.Typer(help="Inventory exports for the model risk team.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(versions_app, name="versions")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(inventory_app, name="inventory")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", envvar="CHARTER_TOKEN", help="API token (or set CHARTER_TOKEN)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def handled(fn: F) -> F:
+    """Turn Charter errors into a message naming the field and the fix, and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CharterError as e:
+            err.print(f"[bold red]error[/] [dim]({e.code})[/]: {e.message}", markup=True)
+            if e.field:
+                err.print(f"  field: {e.field}")
+            if e.remedy:
+                err.print(f"  fix:   {e.remedy}")
+            raise typer.Exit(e.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _registry() -> Registry:
+    return Registry.open(Settings.from_env())
+
+
+def _actor(reg: Registry, token: str | None) -> Actor:
+    return reg.identity.authenticate(token)
+
+
+def _print_json(obj: Any) -> None:
+    out.print_json(json.dumps(obj, default=str))
+
+
+def _model_dict(m: Model) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "purpose": m.purpose,
+        "business_use": m.business_use,
+        "decision_type": m.decision_type,
+        "owner": m.owner,
+        "team": m.team,
+        "risk_tier": m.risk_tier.value,
+        "status": m.status,
+        "champion_version": m.champion_version,
+        "upstream": list(m.upstream),
+        "downstream": list(m.downstream),
+        "review_cadence_months": m.review_cadence_months,
+        "last_review": m.last_review,
+        "next_review": m.next_review,
+        "review_overdue": m.review_overdue,
+        "tags": m.tags,
+        "created_at": m.created_at,
+        "created_by": m.created_by,
+        "retired_at": m.retired_at,
+    }
+
+
+def _version_dict(v: ModelVersion) -> dict[str, Any]:
+    return {
+        "model": v.model_name,
+        "version": v.version,
+        "stage": v.stage.value,
+        "aliases": list(v.aliases),
+        "artifact": {
+            "sha256": v.artifact_sha256,
+            "format": v.artifact_format,
+            "size": v.artifact_size,
+        },
+        "feature_schema": [f.to_dict() for f in v.feature_schema],
+        "training_data": v.training_data.to_dict() if v.training_data else None,
+        "hyperparameters": v.hyperparameters,
+        "seeds": v.seeds,
+        "metrics": v.metrics,
+        "code_commit": v.code_commit,
+        "environment": v.environment,
+        "author": v.author,
+        "training_seconds": v.training_seconds,
+        "description": v.description,
+        "source": v.source,
+        "created_at": v.created_at,
+    }
+
+
+def _parse_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"{value!r} is not a time", field=field, remedy="use ISO 8601, e.g. 2026-11-22T10:00Z"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------------------------------- init
+@app.command()
+@handled
+def init(
+    admin: Annotated[
+        str | None, typer.Option(help="Create this first admin user and print its token once.")
+    ] = None,
+) -> None:
+    """Create the store (or migrate it to this version of Charter)."""
+    from charter.registry.service import Registry
+    from charter.storage.artifacts import ArtifactStore
+    from charter.storage.db import Database
+
+    s = Settings.from_env()
+    db = Database(s.database_url)
+    before, after = db.upgrade()
+    s.artifact_root.mkdir(parents=True, exist_ok=True)
+    state = "created" if before is None else ("migrated" if before != after else "up to date")
+    out.print(f"store {state} at {db.safe_url} (schema {after}); artifacts in {s.artifact_root}")
+    if admin:
+        reg = Registry(db, ArtifactStore(s.artifact_root))
+        _, token = reg.identity.bootstrap_admin(admin)
+        out.print(f"admin [bold]{admin}[/] created. Its API token, shown only now:")
+        out.print(token, markup=False)
+
+
+# ---------------------------------------------------------------------------------------- users
+@users_app.command("add")
+@handled
+def users_add(
+    username: str,
+    role: Annotated[list[str], typer.Option("--role", help="Repeat for several roles.")],
+    display_name: Annotated[str, typer.Option(help="Full name.")] = "",
+    automation: Annotated[bool, typer.Option(help="An automated job, not a person.")] = False,
+    token: TokenOpt = None,
+) -> None:
+    """Create a user with roles (admins only)."""
+    reg = _registry()
+    u = reg.identity.create_user(
+        _actor(reg, token), username, role, display_name=display_name, is_automation=automation
+    )
+    out.print(f"user {u.username} created with roles {', '.join(sorted(r.value for r in u.roles))}")
+
+
+@users_app.command("list")
+@handled
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users and their roles."""
+    users = _registry().identity.list_users()
+    if as_json:
+        _print_json(
+            [
+                {
+                    "username": u.username,
+                    "roles": sorted(r.value for r in u.roles),
+                    "automation": u.is_automation,
+                    "active": u.active,
+                }
+                for u in users
+            ]
+        )
+        return
+    t = Table("user", "roles", "kind", "active")
+    for u in users:
+        t.add_row(
+            u.username,
+            ", ".join(sorted(r.value for r in u.roles)),
+            "automation" if u.is_automation else "person",
+            "yes" if u.active else "no",
+        )
+    out.print(t)
+
+
+@users_app.command("token")
+@handled
+def users_token(
+    username: str,
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    expires_days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Issue an API token (an admin for anyone, a user for themself). Shown once."""
+    reg = _registry()
+    if expires_days is not None and expires_days <= 0:
+        raise InvalidArgument("expiry must be positive", field="expires_days", remedy="e.g. 90")
+    t = reg.identity.issue_token(
+        _actor(reg, token),
+        username,
+        label=label,
+        expires_in=timedelta(days=expires_days) if expires_days else None,
+    )
+    out.print(t, markup=False)
+
+
+# ---------------------------------------------------------------------------------------- models
+@models_app.command("create")
+@handled
+def models_create(
+    name: str,
+    purpose: Annotated[str, typer.Option(help="What the model estimates.")],
+    business_use: Annotated[str, typer.Option(help="The business decision it supports.")],
+    decision_type: Annotated[str, typer.Option(help="e.g. credit approval, fraud alert.")],
+    owner: Annotated[str, typer.Option(help="The accountable model owner.")],
+    team: Annotated[str, typer.Option(help="The team that develops it.")],
+    tier: Annotated[str, typer.Option(help="Risk tier: high, medium or low.")],
+    upstream: Annotated[list[str] | None, typer.Option(help="Upstream data (repeat).")] = None,
+    downstream: Annotated[list[str] | None, typer.Option(help="Consumers (repeat).")] = None,
+    cadence_months: Annotated[int | None, typer.Option(help="Review cadence override.")] = None,
+    last_review: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value (repeat).")] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Add a model to the inventory."""
+    tags = {}
+    for t in tag or []:
+        if "=" not in t:
+            raise InvalidArgument(f"tag {t!r} is not key=value", field="tag", remedy="--tag k=v")
+        k, v = t.split("=", 1)
+        tags[k] = v
+    reg = _registry()
+    m = reg.create_model(
+        _actor(reg, token),
+        name=name,
+        purpose=purpose,
+        business_use=business_use,
+        decision_type=decision_type,
+        owner=owner,
+        team=team,
+        risk_tier=tier,
+        upstream=upstream,
+        downstream=downstream,
+        review_cadence_months=cadence_months,
+        last_review=last_review,
+        tags=tags,
+    )
+    out.print(f"model {m.name} added ({m.risk_tier.value} risk); next review {m.next_review}")
+
+
+@models_app.command("list")
+@handled
+def models_list(as_json: JsonOpt = False) -> None:
+    """List every model with tier, status, champion and next review."""
+    ms = _registry().list_models()
+    if as_json:
+        _print_json([_model_dict(m) for m in ms])
+        return
+    t = Table("model", "tier", "status", "champion", "owner", "next review")
+    for m in ms:
+        nxt = f"[red]{m.next_review} overdue[/]" if m.review_overdue else str(m.next_review)
+        champ = "-" if m.champion_version is None else f"v{m.champion_version}"
+        t.add_row(m.name, m.risk_tier.value, m.status, champ, m.owner, nxt)
+    out.print(t)
+
+
+@models_app.command("show")
+@handled
+def models_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show one model's inventory record."""
+    m = _registry().get_model(name)
+    d = _model_dict(m)
+    if as_json:
+        _print_json(d)
+        return
+    t = Table("field", "value", show_header=False)
+    for k, v in d.items():
+        t.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
+    out.print(t)
+
+
+@models_app.command("review")
+@handled
+def models_review(
+    name: str,
+    date: Annotated[str, typer.Option(help="Review date, YYYY-MM-DD.")],
+    token: TokenOpt = None,
+) -> None:
+    """Record a periodic review (validators and approvers)."""
+    reg = _registry()
+    m = reg.record_review(_actor(reg, token), name, date)
+    out.print(f"review of {m.name} recorded on {m.last_review}; next due {m.next_review}")
+
+
+# ---------------------------------------------------------------------------------------- versions
+@versions_app.command("list")
+@handled
+def versions_list(name: str, as_json: JsonOpt = False) -> None:
+    """List a model's versions with stage, aliases and artifact hash."""
+    vs = _registry().list_versions(name)
+    if as_json:
+        _print_json([_version_dict(v) for v in vs])
+        return
+    t = Table("version", "stage", "aliases", "author", "format", "sha256", "created")
+    for v in vs:
+        t.add_row(
+            str(v.version),
+            v.stage.value,
+            ", ".join(v.aliases) or "-",
+            v.author,
+            v.artifact_format,
+            v.artifact_sha256[:12],
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(t)
+
+
+@versions_app.command("show")
+@handled
+def versions_show(name: str, version: str, as_json: JsonOpt = False) -> None:
+    """Show one version with its full lineage (VERSION: a number, an alias or 'latest')."""
+    v = _registry().resolve(name, version)
+    d = _version_dict(v)
+    if as_json:
+        _print_json(d)
+        return
+    t = Table("field", "value", show_header=False)
+    for k, val in d.items():
+        if k == "feature_schema":
+            val = f"{len(val)} features: " + ", ".join(f["name"] for f in val)
+        t.add_row(k, json.dumps(val, default=str) if isinstance(val, (dict, list)) else str(val))
+    out.print(t)
+
+
+def _read_schema(path: Path | None) -> list[FeatureSpec] | None:
+    if path is None:
+        return None
+    try:
+        raw = json.loads(Path(path).read_text())
+        return [FeatureSpec.from_dict(x) for x in raw]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InvalidArgument(
+            f"cannot read the feature schema from {str(path)!r}: {e}",
+            field="schema",
+            remedy='give a JSON list like [{"name": "age", "type": "integer"}]',
+        ) from None
+
+
+@app.command()
+@handled
+def register(
+    name: str,
+    file: Annotated[Path | None, typer.Option(help="A serialised model file.")] = None,
+    format: Annotated[str, typer.Option(help="skops, xgboost-json, lightgbm-txt, ...")] = "skops",
+    mlflow: Annotated[Path | None, typer.Option(help="An MLflow model directory.")] = None,
+    schema: Annotated[Path | None, typer.Option(help="Feature schema JSON file.")] = None,
+    description: Annotated[str, typer.Option(help="What changed in this version.")] = "",
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Vouch for a pickle artifact (it can run code when loaded).")
+    ] = False,
+    token: TokenOpt = None,
+) -> None:
+    """Register a new version from a model file or an MLflow model directory."""
+    if (file is None) == (mlflow is None):
+        raise InvalidArgument(
+            "give exactly one of --file and --mlflow", field="file", remedy="--file model.skops"
+        )
+    reg = _registry()
+    actor = _actor(reg, token)
+    specs = _read_schema(schema)
+    if file is not None:
+        v = reg.register_file(
+            actor,
+            name,
+            file,
+            format=format,
+            feature_schema=specs,
+            description=description,
+            allow_pickle=allow_pickle,
+        )
+    else:
+        assert mlflow is not None
+        v = reg.register_mlflow(
+            actor,
+            name,
+            mlflow,
+            description=description,
+            allow_pickle=allow_pickle,
+            feature_schema=specs,
+        )
+    out.print(f"{name} version {v.version} registered (sha256 {v.artifact_sha256})")
+
+
+@app.command()
+@handled
+def transition(
+    name: str,
+    version: int,
+    to: Annotated[str, typer.Option("--to", help="Target stage.")],
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    justification: Annotated[
+        str | None, typer.Option(help="Admins only: break-glass override of a refusal.")
+    ] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Move a version through its lifecycle (development, validation, approved, retired)."""
+    reg = _registry()
+    v = reg.transition(
+        _actor(reg, token), name, version, to, comment=comment, justification=justification
+    )
+    out.print(f"{name} version {v.version} is now {v.stage.value}")
+
+
+@app.command()
+@handled
+def validate(
+    name: str,
+    version: int,
+    outcome: Annotated[str, typer.Option(help="pass or fail.")],
+    summary: Annotated[str, typer.Option(help="The validator's conclusion.")],
+    token: TokenOpt = None,
+) -> None:
+    """Record an independent validation outcome for a version in validation."""
+    reg = _registry()
+    r = reg.record_validation(_actor(reg, token), name, version, outcome=outcome, summary=summary)
+    out.print(f"validation {r.id} of {name} v{version}: {r.outcome} (by {r.validator})")
+    if r.outcome != "pass":
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def promote(
+    name: str,
+    version: int,
+    alias: Annotated[str, typer.Option(help="champion, challenger or shadow.")] = "champion",
+    expect: Annotated[
+        str | None,
+        typer.Option(help="Only if this version (or 'none') holds the alias now."),
+    ] = None,
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    justification: Annotated[
+        str | None, typer.Option(help="Admins only: break-glass override of a refusal.")
+    ] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Give an alias to a version (champion by default)."""
+    from charter.registry.service import ANY
+
+    expected: Any = ANY
+    if expect is not None:
+        if expect.lower() == "none":
+            expected = None
+        elif expect.isdigit():
+            expected = int(expect)
+        else:
+            raise InvalidArgument(
+                f"--expect {expect!r} is not a version", field="expect", remedy="a number or none"
+            )
+    reg = _registry()
+    a = reg.set_alias(
+        _actor(reg, token),
+        name,
+        version,
+        alias,
+        expected=expected,
+        comment=comment,
+        justification=justification,
+    )
+    out.print(f"{name} version {a.version} is now {a.alias.value} (revision {a.revision})")
+
+
+# ---------------------------------------------------------------------------------------- audit
+@audit_app.command("log")
+@handled
+def audit_log(
+    model: Annotated[str | None, typer.Option(help="Only events about this model.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only events by this user.")] = None,
+    action: Annotated[str | None, typer.Option(help="An action, or a prefix like alias.*")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many (newest first).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show audit events, filtered by model, actor, action and time."""
+    events = _registry().audit_log(
+        model_name=model,
+        actor=actor,
+        action=action,
+        since=_parse_time(since, "since"),
+        until=_parse_time(until, "until"),
+        limit=limit,
+        newest_first=limit is not None,
+    )
+    if limit is not None:
+        events.reverse()
+    if as_json:
+        _print_json([e.__dict__ for e in events])
+        return
+    t = Table("seq", "time", "actor", "role", "action", "subject", "detail")
+    for e in events:
+        detail = ", ".join(
+            f"{k}={v}" for k, v in e.payload.items() if k in ("version", "alias", "to", "reason")
+        )
+        t.add_row(str(e.seq), e.ts[:19], e.actor, e.role, e.action, e.subject, detail)
+    out.print(t)
+
+
+def _load_checkpoint(path: Path) -> Checkpoint:
+    try:
+        d = json.loads(Path(path).read_text())
+        return Checkpoint(seq=int(d["seq"]), hash=str(d["hash"]), ts=str(d.get("ts", "")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InvalidArgument(
+            f"cannot read the checkpoint {str(path)!r}: {e}",
+            field="checkpoint",
+            remedy="pass a file written by `charter audit checkpoint --out FILE`",
+        ) from None
+
+
+@audit_app.command("verify")
+@handled
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A saved checkpoint the chain must still contain.")
+    ] = None,
+) -> None:
+    """Recompute the hash chain; name the first broken event. Exit 1 if broken."""
+    cp = _load_checkpoint(checkpoint) if checkpoint else None
+    r = _registry().verify_audit(cp)
+    if not r.ok:
+        err.print(f"[bold red]audit chain BROKEN[/] at event {r.first_broken_seq}: {r.reason}")
+        raise typer.Exit(1)
+    head = r.head
+    extra = f" and contains checkpoint {cp.seq}" if cp else ""
+    out.print(
+        f"audit chain verified: {r.events_checked} events, head {head.seq if head else 0} "
+        f"{head.hash if head else ''}{extra}"
+    )
+
+
+@audit_app.command("checkpoint")
+@handled
+def audit_checkpoint(
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write it to this file.")] = None,
+) -> None:
+    """Export the chain head (seq, hash); keep it elsewhere to catch truncation or rewrites."""
+    cp = _registry().audit_checkpoint()
+    if cp is None:
+        raise InvalidArgument("the audit trail is empty", remedy="nothing to checkpoint yet")
+    text = json.dumps(cp.to_dict())
+    if out_file:
+        out_file.write_text(text + "\n")
+        out.print(f"checkpoint seq {cp.seq} written to {out_file}")
+    else:
+        out.print(text, markup=False)
+
+
+@audit_app.command("holder")
+@handled
+def audit_holder(
+    name: str,
+    at: Annotated[str, typer.Option(help="ISO 8601 time.")],
+    alias: Annotated[str, typer.Option(help="champion, challenger or shadow.")] = "champion",
+) -> None:
+    """Who held an alias of a model at a given time (from the audit trail)."""
+    t = _parse_time(at, "at")
+    assert t is not None
+    v = _registry().alias_holder_at(name, alias, t)
+    out.print(f"{alias} of {name} at {t.isoformat()}: {'nobody' if v is None else f'version {v}'}")
+
+
+# ---------------------------------------------------------------------------------------- inventory
+@inventory_app.command("export")
+@handled
+def inventory_export(
+    format: Annotated[str, typer.Option(help="csv, json or md.")] = "md",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+) -> None:
+    """Export the inventory: every model, production counts by tier, overdue reviews."""
+    if format not in inventory.FORMATS:
+        raise InvalidArgument(
+            f"unknown format {format!r}", field="format", remedy="use csv, json or md"
+        )
+    text = inventory.render(inventory.build(_registry()), format)
+    if out_file:
+        out_file.write_text(text)
+        out.print(f"inventory written to {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+# ---------------------------------------------------------------------------------------- demo
+@app.command()
+@handled
+def demo() -> None:
+    """Run the German Credit story end to end on a fresh store."""
+    from charter.demo import run
+
+    run(Settings.from_env(), out)
+
+
+def main() -> None:
+    app()
