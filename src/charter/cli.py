@@ -27,6 +27,8 @@ from charter.entities import Actor, Checkpoint, FeatureSpec, Model, ModelVersion
 from charter.errors import CharterError, InvalidArgument
 from charter.registry import inventory
 from charter.registry.service import Registry
+from charter.storage.artifacts import ArtifactStore
+from charter.storage.db import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,12 +73,28 @@ def handled(fn: F) -> F:
             if e.remedy:
                 err.print(f"  fix:   {e.remedy}")
             raise typer.Exit(e.exit_code) from None
+        finally:
+            while _OPEN:
+                _OPEN.pop().dispose()
 
     return wrapper  # type: ignore[return-value]
 
 
+# Databases opened by the running command; closed when it ends, whatever happened.
+_OPEN: list[Database] = []
+
+
+def _database(settings: Settings) -> Database:
+    db = Database(settings.database_url)
+    _OPEN.append(db)
+    return db
+
+
 def _registry() -> Registry:
-    return Registry.open(Settings.from_env())
+    s = Settings.from_env()
+    db = _database(s)
+    db.check_schema()
+    return Registry(db, ArtifactStore(s.artifact_root))
 
 
 def _actor(reg: Registry, token: str | None) -> Actor:
@@ -158,12 +176,8 @@ def init(
     ] = None,
 ) -> None:
     """Create the store (or migrate it to this version of Charter)."""
-    from charter.registry.service import Registry
-    from charter.storage.artifacts import ArtifactStore
-    from charter.storage.db import Database
-
     s = Settings.from_env()
-    db = Database(s.database_url)
+    db = _database(s)
     before, after = db.upgrade()
     s.artifact_root.mkdir(parents=True, exist_ok=True)
     state = "created" if before is None else ("migrated" if before != after else "up to date")

@@ -60,8 +60,14 @@ def _scorecard() -> Pipeline:
 def run(settings: Settings, console: Console) -> None:
     _step(console, 1, "A fresh store and four people")
     db = Database(settings.database_url)
-    db.upgrade()
-    reg = Registry(db, ArtifactStore(settings.artifact_root))
+    try:
+        db.upgrade()
+        _story(Registry(db, ArtifactStore(settings.artifact_root)), console)
+    finally:
+        db.dispose()
+
+
+def _story(reg: Registry, console: Console) -> None:
     reg.identity.bootstrap_admin("ada", "Ada (platform admin)")
     admin = reg.identity.actor("ada")
     people = [
@@ -71,7 +77,7 @@ def run(settings: Settings, console: Console) -> None:
     ]
     for username, role, display in people:
         reg.identity.create_user(admin, username, role.split(","), display_name=display)
-    console.print(f"store at {db.safe_url}; users: ada (admin), dana, victor, petra")
+    console.print(f"store at {reg.db.safe_url}; users: ada (admin), dana, victor, petra")
     dana, victor, petra = (reg.identity.actor(u) for u, _, _ in people)
 
     _step(console, 2, "Inventory entry and a scorecard trained with its lineage")

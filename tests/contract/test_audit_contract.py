@@ -131,12 +131,10 @@ def test_forged_append_with_a_bad_link_is_detected(chain: Registry) -> None:
     forged = dict(last, seq=last["seq"] + 1, event_id="forged", prev_hash="f" * 64)
     forged["hash"] = audit.compute_hash(forged)
     cols = ", ".join(forged)
+    vals = ", ".join(":" + k for k in forged)
     _raw(
         chain.db,
-        (
-            f"INSERT INTO audit_events ({cols}) VALUES ({', '.join(':' + k for k in forged)})",
-            forged,
-        ),
+        (f"INSERT INTO audit_events ({cols}) VALUES ({vals})", forged),
     )
     r = chain.verify_audit()
     assert (

@@ -324,9 +324,9 @@ def test_a_pickle_that_would_create_a_file_never_runs(
     create_model(registry, people.dev)
     with pytest.raises(UnsafeArtifact):  # not without vouching for it
         registry.register_file(people.dev, "pd-model", evil, format="pickle")
-    schema_spec = log_version(registry, people.dev).feature_schema
+    spec = log_version(registry, people.dev).feature_schema
     v = registry.register_file(
-        people.dev, "pd-model", evil, format="pickle", allow_pickle=True, feature_schema=schema_spec
+        people.dev, "pd-model", evil, format="pickle", allow_pickle=True, feature_schema=spec
     )
     assert v.source["pickle_vouched_by"] == "dana"
     with pytest.raises(UnsafeArtifact):  # loading a pickle needs an explicit opt-in
@@ -341,7 +341,7 @@ def test_a_pickle_that_would_create_a_file_never_runs(
         benign,
         format="pickle",
         allow_pickle=True,
-        feature_schema=schema_spec,
+        feature_schema=spec,
     )
     path = registry.artifacts.path_for(good.artifact_sha256)
     path.chmod(0o644)
