@@ -20,7 +20,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from charter.errors import InvalidArgument, StoreNotInitialized, StoreUnavailable
 
@@ -64,9 +63,13 @@ class Database:
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            # NullPool: each checkout opens its own connection, so threads never share one.
+            # A pool of file connections; each checkout is used by one thread at a time.
             self.engine: Engine = create_engine(
-                url, echo=echo, poolclass=NullPool, connect_args={"timeout": 60}
+                url,
+                echo=echo,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={"timeout": 60, "check_same_thread": False},
             )
             _configure_sqlite(self.engine)
         else:
