@@ -643,6 +643,154 @@ def inventory_export(
         sys.stdout.write(text)
 
 
+# ---------------------------------------------------------------------------------------- drift
+def _read_table(path: Path, field: str) -> Any:
+    import pandas as pd
+
+    if not path.is_file():
+        raise InvalidArgument(f"no file at {str(path)!r}", field=field, remedy="check the path")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise InvalidArgument(
+            f"cannot read {str(path)!r}: {str(e).splitlines()[0]}",
+            field=field,
+            remedy="give a CSV file with a header row, or a Parquet file",
+        ) from None
+    raise InvalidArgument(
+        f"unknown file type {suffix!r} for {str(path)!r}",
+        field=field,
+        remedy="use .csv or .parquet",
+    )
+
+
+def _read_policy(path: Path | None) -> Any:
+    from charter.stats.policy import DriftPolicy
+
+    if path is None:
+        return DriftPolicy()
+    try:
+        text = path.read_text()
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            raw = tomllib.loads(text)
+            raw = raw.get("drift", raw)
+        else:
+            raw = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(
+            f"cannot read the policy {str(path)!r}: {e}",
+            field="policy",
+            remedy="give a TOML file with a [drift] table, or a JSON object",
+        ) from None
+    return DriftPolicy.from_dict(raw)
+
+
+@app.command()
+@handled
+def drift(
+    reference: Annotated[Path, typer.Argument(help="Reference data (CSV or Parquet).")],
+    current: Annotated[Path, typer.Argument(help="Current data (CSV or Parquet).")],
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON snapshot.")] = False,
+    policy: Annotated[Path | None, typer.Option(help="Drift policy (TOML or JSON).")] = None,
+    columns: Annotated[
+        list[str] | None, typer.Option("--column", help="Only these columns (repeat).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Leave these columns out (repeat).")
+    ] = None,
+    bins: Annotated[int, typer.Option(help="PSI bins (reference quantiles).")] = 10,
+    fail_on: Annotated[
+        str | None, typer.Option(help="Exit 1 if any feature reaches: warning or critical.")
+    ] = None,
+) -> None:
+    """Compare two data sets feature by feature: PSI, KS, chi-square, Wasserstein, JS."""
+    from charter.stats.compare import compare
+    from charter.stats.policy import TIERS
+    from charter.stats.sketches import build_profile, is_numeric_column
+
+    if fail_on is not None and fail_on not in ("warning", "critical"):
+        raise InvalidArgument(
+            f"--fail-on {fail_on!r}", field="fail_on", remedy="use warning or critical"
+        )
+    pol = _read_policy(policy)
+    ref = _read_table(reference, "reference")
+    cur = _read_table(current, "current")
+    names = [str(c) for c in ref.columns]
+    for c in [*(columns or []), *(exclude or [])]:
+        if c not in names:
+            raise InvalidArgument(
+                f"column {c!r} is not in the reference data",
+                field="column",
+                remedy=f"use one of: {', '.join(names)}",
+            )
+    chosen = [c for c in (columns or names) if c not in set(exclude or [])]
+    numeric = [c for c in chosen if is_numeric_column(ref[c])]
+    categorical = [c for c in chosen if c not in numeric]
+    fine = bins * max(1, 1000 // bins)
+    profile = build_profile(
+        ref, numeric=numeric, categorical=categorical, bins=bins, fine_bins=fine
+    )
+    result = compare(profile, profile.accumulator().update(cur), pol)
+    snapshot = result.to_dict()
+    if report is not None:
+        from charter.reports.drift_html import render_drift_html
+
+        report.write_text(
+            render_drift_html(
+                snapshot,
+                reference_name=reference.name,
+                current_name=current.name,
+            ),
+            encoding="utf-8",
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(snapshot, indent=2, allow_nan=False) + "\n")
+    else:
+        colour = {"stable": "green", "warning": "yellow", "critical": "bold red"}
+        from rich.table import Column
+
+        t = Table(
+            Column("feature", no_wrap=True),
+            "kind",
+            "test",
+            "value",
+            "adj. p",
+            "PSI",
+            "effect",
+            Column("tier", no_wrap=True),
+        )
+        order = sorted(result.features, key=lambda f: -TIERS.index(f.tier))
+        for f in order:
+            t.add_row(
+                f.feature,
+                f.kind,
+                "KS" if f.test == "ks" else "chi2",
+                f"{f.statistic:.4g}",
+                f"{f.p_adjusted:.2g}",
+                f"{f.psi:.4f}",
+                f"{f.effect:.4f}",
+                f"[{colour[f.tier]}]{f.tier}[/]",
+            )
+        out.print(t)
+        by = result.by_tier()
+        out.print(
+            f"{len(result.features)} features: {by['critical']} critical, {by['warning']} "
+            f"warning, {by['stable']} stable ({result.n_reference} reference rows, "
+            f"{result.n_current} current rows)"
+        )
+        if report is not None:
+            out.print(f"report written to {report}")
+    if fail_on is not None and TIERS.index(result.worst_tier) >= TIERS.index(fail_on):
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------------------------------- demo
 @app.command()
 @handled

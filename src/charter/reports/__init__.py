@@ -1,0 +1,1 @@
+"""Report models (JSON snapshots) and their renderers (HTML, SVG); renderers never compute."""
