@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +44,7 @@ DEFAULT_FINE_BINS = 1000
 DEFAULT_SAMPLE_SIZE = 250_000
 FENCE_IQR = 3.0
 MAX_LEVELS = 10_000
-_THREADS = 2
+BLOCK = 1 << 15
 
 Data = Any  # a pandas DataFrame or a mapping of column name to 1-D array
 
@@ -103,6 +102,53 @@ class Binner:
             if out is not None and out.size:
                 b[out] = np.searchsorted(self.cuts, x[out], side="right")
         return b
+
+    def summarize(
+        self, x: np.ndarray, shift: float
+    ) -> tuple[np.ndarray, float, float, float, float]:
+        """One blocked pass over finite ``x``: bin counts, sum and sum of squares of
+        ``x - shift``, minimum and maximum.
+
+        Blocks of ``BLOCK`` values stay in cache and reuse scratch buffers, so a million values
+        cost no large temporary arrays (whose page faults would dominate the arithmetic).
+        """
+        n = x.size
+        counts = np.zeros(self.nbins, dtype=np.int64)
+        s1 = s2 = 0.0
+        lo_all, hi_all = math.inf, -math.inf
+        size = min(BLOCK, n)
+        f = np.empty(size, dtype=np.float64)
+        idx = np.empty(size, dtype=np.int32)
+        b = np.empty(size, dtype=np.int32)
+        ge = np.empty(size, dtype=np.bool_)
+        for start in range(0, n, BLOCK):
+            xb = x[start : start + BLOCK]
+            m = xb.size
+            fb, ib, bb, gb = f[:m], idx[:m], b[:m], ge[:m]
+            np.subtract(xb, shift, out=fb)
+            s1 += float(fb.sum())
+            s2 += float(np.dot(fb, fb))
+            bmin, bmax = float(xb.min()), float(xb.max())
+            lo_all, hi_all = min(lo_all, bmin), max(hi_all, bmax)
+            if self._lut is None:
+                counts += np.bincount(
+                    np.searchsorted(self.cuts, xb, side="right"), minlength=self.nbins
+                )
+                continue
+            np.subtract(xb, self._lo, out=fb)
+            fb *= self._scale
+            np.clip(fb, 0, self._grid - 1, out=fb)
+            np.copyto(ib, fb, casting="unsafe")
+            np.take(self._lut, ib, out=bb)
+            for _ in range(self._steps):
+                np.take(self._padded, bb, out=fb)
+                np.greater_equal(xb, fb, out=gb)
+                bb += gb
+            if bmin < self._lo or bmax >= self._hi:
+                out = np.flatnonzero((xb < self._lo) | (xb >= self._hi))
+                bb[out] = np.searchsorted(self.cuts, xb[out], side="right")
+            counts += np.bincount(bb, minlength=self.nbins)
+        return counts, s1, s2, lo_all, hi_all
 
 
 def _column(data: Data, name: str) -> Any:
@@ -287,7 +333,7 @@ def _quantile_cuts(sample: np.ndarray, k: int) -> np.ndarray:
 
 def _numeric_profile(
     name: str, values: np.ndarray, bins: int, fine_bins: int, sample_size: int
-) -> NumericProfile:
+) -> tuple[NumericProfile, Binner]:
     missing = np.isnan(values)
     finite_mask = np.isfinite(values)
     x = values[finite_mask] if not finite_mask.all() else values
@@ -303,10 +349,7 @@ def _numeric_profile(
     step = max(1, n // sample_size)
     sample = np.sort(x[::step])
     mean = float(x.mean())
-    d = x - mean
-    std = float(math.sqrt(float(np.dot(d, d)) / n))
-    lo, hi = float(sample[0]), float(sample[-1])
-    lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+    lo, hi = float(x.min()), float(x.max())
     q1, q3 = (float(v) for v in _quantile_cuts(sample, 4)[[0, 2]])
     fine = np.unique(_quantile_cuts(sample, fine_bins))
     fine = fine[fine > lo]
@@ -322,8 +365,9 @@ def _numeric_profile(
     cuts = np.unique(np.concatenate([fine, coarse, list(quality.values())]))
     psi_idx = np.searchsorted(cuts, coarse)
     q_idx = {k: int(np.searchsorted(cuts, v)) for k, v in quality.items()}
-    binner = Binner(cuts, (float(fine[0]), float(fine[-1])) if fine.size > 1 else None)
-    counts = np.bincount(binner(x), minlength=cuts.size + 1).astype(np.int64)
+    binner = _binner_for(cuts, q_idx)
+    counts, s1, s2, _, _ = binner.summarize(x, mean)
+    std = math.sqrt(max(s2 / n - (s1 / n) ** 2, 0.0))
     profile = NumericProfile(
         name=name,
         n=n,
@@ -340,7 +384,16 @@ def _numeric_profile(
         psi_cuts=psi_idx.astype(np.int64),
         quality_cuts=q_idx,
     )
-    return profile
+    return profile, binner
+
+
+def _binner_for(cuts: np.ndarray, quality_cuts: Mapping[str, int]) -> Binner:
+    """The lookup table spans the quantile cuts only: the quality cuts (reference extremes and
+    outlier fences) lie in the tails, where ``searchsorted`` handles the few values."""
+    mask = np.ones(cuts.size, dtype=bool)
+    mask[list(quality_cuts.values())] = False
+    inner = cuts[mask]
+    return Binner(cuts, (float(inner[0]), float(inner[-1])) if inner.size > 1 else None)
 
 
 def _categorical_profile(name: str, col: Any) -> CategoricalProfile:
@@ -377,8 +430,7 @@ class ReferenceProfile:
         if b is None:
             p = self.columns[name]
             assert isinstance(p, NumericProfile)
-            q = p.cuts[(p.cuts >= p.minimum) & (p.cuts <= p.maximum)]
-            b = Binner(p.cuts, (float(q[0]), float(q[-1])) if q.size > 1 else None)
+            b = _binner_for(p.cuts, p.quality_cuts)
             self.binners[name] = b
         return b
 
@@ -458,16 +510,14 @@ def build_profile(
         )
     n_rows = len(data[(numeric + categorical)[0]]) if numeric + categorical else 0
 
-    def one(name: str) -> ColumnProfile:
-        col = _column(data, name)
-        if name in numeric:
-            return _numeric_profile(name, _numeric_values(col, name), bins, fine_bins, sample_size)
-        return _categorical_profile(name, col)
-
-    names = numeric + categorical
-    with ThreadPoolExecutor(_THREADS) as pool:
-        profiles = list(pool.map(one, names))
-    return ReferenceProfile({p.name: p for p in profiles}, n_rows, bins, fine_bins)
+    profiles: dict[str, ColumnProfile] = {}
+    binners: dict[str, Binner] = {}
+    for name in numeric:
+        values = _numeric_values(_column(data, name), name)
+        profiles[name], binners[name] = _numeric_profile(name, values, bins, fine_bins, sample_size)
+    for name in categorical:
+        profiles[name] = _categorical_profile(name, _column(data, name))
+    return ReferenceProfile(profiles, n_rows, bins, fine_bins, binners=binners)
 
 
 # ------------------------------------------------------------------------------------ accumulators
@@ -572,19 +622,9 @@ class CurrentAccumulator:
         if x.size == 0:
             z = np.zeros(p.cuts.size + 1, dtype=np.int64)
             return NumericAccumulator(z, 0, n_missing, n_nonfinite, type_errors)
-        xmin, xmax = float(x.min()), float(x.max())
-        counts = np.bincount(self.profile.binner(name)(x, xmin, xmax), minlength=p.cuts.size + 1)
-        d = np.subtract(x, p.mean)
+        counts, s1, s2, xmin, xmax = self.profile.binner(name).summarize(x, p.mean)
         return NumericAccumulator(
-            counts.astype(np.int64),
-            int(x.size),
-            n_missing,
-            n_nonfinite,
-            type_errors,
-            float(d.sum()),
-            float(np.dot(d, d)),
-            xmin,
-            xmax,
+            counts, int(x.size), n_missing, n_nonfinite, type_errors, s1, s2, xmin, xmax
         )
 
     def _update_one(self, name: str, data: Data, n_rows: int) -> ColumnAccumulator:
@@ -609,8 +649,7 @@ class CurrentAccumulator:
         if len(lengths) > 1:
             raise InvalidArgument("columns have different lengths", field="data")
         n_rows = lengths.pop() if lengths else 0
-        with ThreadPoolExecutor(_THREADS) as pool:
-            parts = list(pool.map(lambda n: self._update_one(n, data, n_rows), names))
+        parts = [self._update_one(n, data, n_rows) for n in names]
         for name, part in zip(names, parts, strict=True):
             self.columns[name] = _merge(self.columns[name], part)
         self.rows += n_rows
