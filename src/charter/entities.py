@@ -166,6 +166,7 @@ class ModelVersion:
     created_at: datetime
     aliases: tuple[str, ...] = ()
     source: dict[str, Any] = field(default_factory=dict)
+    reference_profile_sha256: str | None = None  # JSON profile of the training features
 
 
 @dataclass(frozen=True)

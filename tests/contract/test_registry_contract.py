@@ -439,3 +439,34 @@ def test_clock_now_is_used_for_times(registry: Registry, people, clock) -> None:
     create_model(registry, people.dev)
     m = registry.get_model("pd-model")
     assert m.created_at.date() == date(2026, 11, 22) and m.created_at.tzinfo is UTC
+
+
+def test_reference_profile_is_stored_with_the_version(registry: Registry, people) -> None:
+    create_model(registry, people.dev)
+    v = log_version(registry, people.dev)
+    assert v.reference_profile_sha256 is not None
+    profile = registry.reference_profile("pd-model", v.version)
+    assert set(profile.columns) == {"income", "age"} and profile.n_rows == 200
+    event = registry.audit_log(action="version.registered")[0]
+    assert event.payload["reference_profile_sha256"] == v.reference_profile_sha256
+    X, _ = training_frame(seed=0)
+    acc = profile.accumulator().update(X[["income", "age"]])
+    from charter.stats.compare import compare
+
+    assert compare(profile, acc).flagged == ()
+
+
+def test_migrations_upgrade_an_older_store(database_url: str) -> None:
+    from charter.errors import StoreNotInitialized
+    from charter.storage.db import Database, head_revision
+
+    db = Database(database_url)
+    try:
+        assert db.upgrade("0001") == (None, "0001")
+        with pytest.raises(StoreNotInitialized) as e:
+            db.check_schema()
+        assert "revision 0001" in e.value.message
+        assert db.upgrade() == ("0001", head_revision())
+        db.check_schema()
+    finally:
+        db.dispose()

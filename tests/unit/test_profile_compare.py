@@ -129,16 +129,14 @@ def test_categorical_chi2_matches_scipy_on_the_same_table(
         np.r_[np.zeros(len(ref)), np.ones(len(cur))],
         pd.concat([ref["cat_1"], cur["cat_1"]]).astype(str).to_numpy(),
     ).to_numpy()
-    stat, p, dof, _ = sps.chi2_contingency(table, correction=False)
+    stat, _, dof, _ = sps.chi2_contingency(table, correction=False)
     assert not f.pooled_levels
     assert f.statistic == pytest.approx(stat, rel=1e-9) and f.chi2_dof == dof
 
 
 def test_data_quality() -> None:
     rng = np.random.default_rng(0)
-    ref = pd.DataFrame(
-        {"x": rng.normal(100, 10, 5000), "c": rng.choice(["a", "b", "c"], 5000)}
-    )
+    ref = pd.DataFrame({"x": rng.normal(100, 10, 5000), "c": rng.choice(["a", "b", "c"], 5000)})
     prof = build_profile(ref)
     cur = pd.DataFrame(
         {
@@ -191,7 +189,9 @@ def test_discrete_and_constant_columns() -> None:
     assert np.all(d.coarse(d.counts) > 0)  # type: ignore[union-attr]
     rep = compare(prof, prof.accumulator().update(ref))
     assert rep.flagged == ()
-    shifted = pd.DataFrame({"d": np.repeat([1.0, 2.0, 3.0], [300, 300, 400]), "k": np.full(1000, 7.0)})
+    shifted = pd.DataFrame(
+        {"d": np.repeat([1.0, 2.0, 3.0], [300, 300, 400]), "k": np.full(1000, 7.0)}
+    )
     assert rep is not None
     f = compare(prof, prof.accumulator().update(shifted)).feature("d")
     assert f.tier == "critical" and f.psi > 0.25

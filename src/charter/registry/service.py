@@ -378,6 +378,7 @@ class Registry:
             created_at=parse_iso(v.created_at),
             aliases=tuple(a.value for a in self._aliases_of(conn, v.id)),
             source=jsonutil.loads(v.source),
+            reference_profile_sha256=v.reference_profile_sha256,
         )
 
     def _champion_version(self, conn: Connection, model_id: int) -> int | None:
@@ -584,6 +585,7 @@ class Registry:
         training_seconds: float | None,
         description: str,
         source: dict[str, Any],
+        reference_profile: bytes | None = None,
     ) -> ModelVersion:
         validate_model_name(name)
         clean_metrics = _metrics(metrics)
@@ -592,6 +594,7 @@ class Registry:
         # The artifact goes to the content-addressed store first: if the transaction then fails,
         # an unreferenced file remains, which is harmless (same bytes, same name) and never loads.
         sha = self.artifacts.put_bytes(data)
+        profile_sha = self.artifacts.put_bytes(reference_profile) if reference_profile else None
 
         def body(conn: Connection) -> ModelVersion:
             m = self._model_row(conn, name)
@@ -633,6 +636,7 @@ class Registry:
                         description=description,
                         source=jsonutil.dumps(source),
                         created_at=now,
+                        reference_profile_sha256=profile_sha,
                     )
                 )
             )
@@ -651,6 +655,7 @@ class Registry:
                     "features": len(feature_schema),
                     "metrics": clean_metrics,
                     "source": source,
+                    "reference_profile_sha256": profile_sha,
                 },
                 clock=self.clock,
             )
@@ -709,6 +714,13 @@ class Registry:
             )
         serialized = formats.serialize_model(model, format)
         params = lineage.hyperparameters(model)
+        profile = None
+        if X is not None:
+            from charter.stats.sketches import build_profile
+
+            numeric = [s.name for s in schema if s.type.value in ("numeric", "integer")]
+            categorical = [s.name for s in schema if s.type.value in ("categorical", "boolean")]
+            profile = build_profile(X, numeric=numeric, categorical=categorical).to_json().encode()
         return self._register(
             actor,
             name,
@@ -729,6 +741,7 @@ class Registry:
                 "library": serialized.library,
                 "library_version": serialized.library_version,
             },
+            reference_profile=profile,
         )
 
     def register_file(
@@ -889,6 +902,21 @@ class Registry:
                     remedy=f"see `charter versions list {name}`",
                 )
             return self._to_version(conn, name, v)
+
+    def reference_profile(self, name: str, ref: int | str) -> Any:
+        """The reference profile stored with a version (its training features), hash-checked."""
+        from charter.stats.sketches import ReferenceProfile
+
+        v = self.resolve(name, ref)
+        if v.reference_profile_sha256 is None:
+            raise NotFound(
+                f"{name} v{v.version} has no reference profile",
+                field="version",
+                remedy="log the model from Python with its training data X",
+            )
+        return ReferenceProfile.from_json(
+            self.artifacts.get_bytes(v.reference_profile_sha256).decode("utf-8")
+        )
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self.db.read() as conn:

@@ -110,18 +110,18 @@ class Database:
         except exc.OperationalError as e:
             raise _unavailable(e) from e
 
-    def upgrade(self) -> tuple[str | None, str]:
-        """Create or migrate the schema to the newest revision; returns (before, after)."""
+    def upgrade(self, target: str = "head") -> tuple[str | None, str | None]:
+        """Create or migrate the schema (to the newest revision); returns (before, after)."""
         before = self.current_revision()
         cfg = _alembic_config()
         try:
             with self.engine.connect() as conn:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, target)
                 conn.commit()
         except exc.OperationalError as e:
             raise _unavailable(e) from e
-        return before, head_revision()
+        return before, self.current_revision()
 
     def check_schema(self) -> None:
         current = self.current_revision()

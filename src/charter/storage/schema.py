@@ -97,6 +97,7 @@ model_versions = Table(
     Column("description", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("created_at", TS, nullable=False),
+    Column("reference_profile_sha256", SHA, nullable=True),  # migration 0002
     UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
 )
 
