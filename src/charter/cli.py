@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -77,7 +77,7 @@ def handled(fn: F) -> F:
             while _OPEN:
                 _OPEN.pop().dispose()
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 # Databases opened by the running command; closed when it ends, whatever happened.

@@ -97,7 +97,7 @@ def test_missing_artifact_is_not_found(tmp_path: Path) -> None:
 def test_put_bytes_rejects_non_bytes(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     with pytest.raises(InvalidArgument):
-        store.put_bytes("text")  # type: ignore[arg-type]
+        store.put_bytes("text")
 
 
 def test_no_temporary_files_left(tmp_path: Path) -> None:

@@ -503,8 +503,8 @@ def test_grouped_bars_without_labels_or_shares() -> None:
 def test_tier_badges() -> None:
     for tier, colour in svg.TIER_COLOURS.items():
         root = etree(svg.tier_badge(tier, count=3))
-        assert root.find(f"{SVG_NS}rect").attrib["fill"] == colour  # type: ignore[union-attr]
+        assert root.find(f"{SVG_NS}rect").attrib["fill"] == colour
         assert et_texts(root, "text") == [f"{tier} 3"]
     root = etree(svg.tier_badge(EVIL_NAME))
     assert et_texts(root, "text") == [EVIL_NAME]
-    assert root.find(f"{SVG_NS}rect").attrib["fill"] == svg.UNKNOWN_TIER_COLOUR  # type: ignore[union-attr]
+    assert root.find(f"{SVG_NS}rect").attrib["fill"] == svg.UNKNOWN_TIER_COLOUR

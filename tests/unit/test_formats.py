@@ -240,7 +240,7 @@ def test_xgboost_ubj_and_booster(data: tuple[pd.DataFrame, pd.Series]) -> None:
         load_model(json_data, "xgboost-ubj")
     pretty = b"{\n  " + json_data[1:]  # JSON with whitespace is still JSON
     np.testing.assert_array_equal(
-        load_model(pretty, "xgboost-json").predict(_numeric(frame)),  # type: ignore[attr-defined]
+        load_model(pretty, "xgboost-json").predict(_numeric(frame)),
         model.predict(_numeric(frame)),
     )
 

@@ -28,7 +28,7 @@ BOT = Actor("charter-automation", frozenset({Role.SERVICE}), is_automation=True)
 
 
 def facts(stage: Stage, **kw: object) -> VersionFacts:
-    return VersionFacts(stage=stage, author="dana", **kw)  # type: ignore[arg-type]
+    return VersionFacts(stage=stage, author="dana", **kw)
 
 
 def test_the_edges() -> None:

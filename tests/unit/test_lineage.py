@@ -40,7 +40,7 @@ def test_infer_feature_schema(frame: pd.DataFrame) -> None:
     assert s["purpose"].categories == ("car", "tv")
     assert s["applied"].type is FeatureType.DATETIME
     with pytest.raises(InvalidArgument) as e:
-        lineage.infer_feature_schema(np.zeros((2, 2)))  # type: ignore[arg-type]
+        lineage.infer_feature_schema(np.zeros((2, 2)))
     assert e.value.field == "X"
 
 

@@ -17,7 +17,6 @@ stable (report order within a tier), each with its reasons, numbers, data qualit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,19 +37,9 @@ _MAX_LISTED_NEW = 10  # new categories named in a quality line; the rest are cou
 # ------------------------------------------------------------------------------------------
 
 
-def _finite(value: object) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def fmt_number(value: object, digits: int = 4) -> str:
     """Four significant digits; ``"n/a"`` for null, NaN or anything that is not a number."""
-    x = _finite(value)
+    x = svg.finite_or_none(value)
     if x is None:
         return "n/a"
     if x == 0:
@@ -64,7 +53,7 @@ def fmt_number(value: object, digits: int = 4) -> str:
 
 def fmt_p(value: object) -> str:
     """A p-value: four decimals, scientific below 1e-4; ``"n/a"`` when it was not computed."""
-    x = _finite(value)
+    x = svg.finite_or_none(value)
     if x is None:
         return "n/a"
     if x == 0:
@@ -76,7 +65,7 @@ def fmt_p(value: object) -> str:
 
 def fmt_rate(value: object) -> str:
     """A proportion as a percentage."""
-    x = _finite(value)
+    x = svg.finite_or_none(value)
     if x is None:
         return "n/a"
     p = 100.0 * x
@@ -90,7 +79,7 @@ def fmt_rate(value: object) -> str:
 
 
 def fmt_count(value: object) -> str:
-    x = _finite(value)
+    x = svg.finite_or_none(value)
     if x is None:
         return "n/a"
     return f"{int(x):,}" if x.is_integer() else fmt_number(x)
@@ -316,7 +305,7 @@ def _view(
         "n_reference": fmt_count(summary.get("n_reference")),
         "n_current": fmt_count(summary.get("n_current")),
         "n_features": fmt_count(summary.get("features", len(raw))),
-        "tier_badges": [_badge(t, count=int(_finite(by_tier[t]) or 0)) for t in tiers],
+        "tier_badges": [_badge(t, count=int(svg.finite_or_none(by_tier[t]) or 0)) for t in tiers],
         "worst_badge": _badge(summary.get("worst_tier", "n/a")),
         "flagged": flagged,
         "missing_columns": [str(c) for c in _seq(summary.get("missing_columns"))],

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable, Sequence
 from html import escape
 from itertools import pairwise
+from typing import Any
 
 REFERENCE_COLOUR = "#4c78a8"
 CURRENT_COLOUR = "#f58518"
@@ -47,11 +48,12 @@ def _esc(text: object) -> str:
     return escape(str(text), quote=True)
 
 
-def _finite(value: object) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None (for None, booleans, text, NaN and infinities)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        x = float(value)  # type: ignore[arg-type]
+        x = float(value)
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
@@ -59,7 +61,7 @@ def _finite(value: object) -> float | None:
 
 def _amount(values: Sequence[object], i: int) -> float:
     """The i-th value as a non-negative finite float; missing or unusable values are 0."""
-    x = _finite(values[i]) if i < len(values) else None
+    x = finite_or_none(values[i]) if i < len(values) else None
     return x if x is not None and x > 0 else 0.0
 
 
@@ -227,7 +229,7 @@ def overlaid_histogram(
     """
     cls = "chart histogram"
     label = title or "distribution"
-    raw = [_finite(x) for x in edges]
+    raw = [finite_or_none(x) for x in edges]
     xs = [x for x in raw if x is not None]
     n = len(raw) - 1
     if n < 1 or len(xs) != len(raw):
