@@ -167,6 +167,7 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     source: dict[str, Any] = field(default_factory=dict)
     reference_profile_sha256: str | None = None  # JSON profile of the training features
+    decision_threshold: float | None = None  # scores at or above it are declined
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,13 @@ from charter.registry.mlflow_import import read_mlflow_model
 from charter.storage import jsonutil
 from charter.storage.artifacts import ArtifactStore
 from charter.storage.db import Database, inserted_id
-from charter.storage.schema import model_aliases, model_versions, models, validations
+from charter.storage.schema import (
+    model_aliases,
+    model_versions,
+    models,
+    traffic_policies,
+    validations,
+)
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
@@ -379,6 +385,7 @@ class Registry:
             aliases=tuple(a.value for a in self._aliases_of(conn, v.id)),
             source=jsonutil.loads(v.source),
             reference_profile_sha256=v.reference_profile_sha256,
+            decision_threshold=v.decision_threshold,
         )
 
     def _champion_version(self, conn: Connection, model_id: int) -> int | None:
@@ -586,9 +593,18 @@ class Registry:
         description: str,
         source: dict[str, Any],
         reference_profile: bytes | None = None,
+        threshold: float | None = None,
     ) -> ModelVersion:
         validate_model_name(name)
         clean_metrics = _metrics(metrics)
+        if threshold is not None and not (
+            isinstance(threshold, (int, float)) and 0.0 < float(threshold) < 1.0
+        ):
+            raise InvalidArgument(
+                f"decision threshold {threshold!r} is not a probability strictly between 0 and 1",
+                field="threshold",
+                remedy="pass the operating point, e.g. 0.3 (scores at or above it are declined)",
+            )
         subject = audit.Subject("model", name, name)
         roles = (Role.DEVELOPER, Role.SERVICE)
         # The artifact goes to the content-addressed store first: if the transaction then fails,
@@ -637,6 +653,7 @@ class Registry:
                         source=jsonutil.dumps(source),
                         created_at=now,
                         reference_profile_sha256=profile_sha,
+                        decision_threshold=None if threshold is None else float(threshold),
                     )
                 )
             )
@@ -656,6 +673,7 @@ class Registry:
                     "metrics": clean_metrics,
                     "source": source,
                     "reference_profile_sha256": profile_sha,
+                    "decision_threshold": threshold,
                 },
                 clock=self.clock,
             )
@@ -681,6 +699,7 @@ class Registry:
         fit: bool = False,
         format: str | None = None,
         code_dir: Path | None = None,
+        threshold: float | None = None,
     ) -> ModelVersion:
         """Register a fitted (or, with ``fit=True``, to-be-fitted) estimator with its lineage.
 
@@ -742,6 +761,7 @@ class Registry:
                 "library_version": serialized.library_version,
             },
             reference_profile=profile,
+            threshold=threshold,
         )
 
     def register_file(
@@ -1254,6 +1274,68 @@ class Registry:
             )
 
         self._guarded(actor, f"alias.remove.{a.value}", subject, body)
+
+    def set_traffic(
+        self, actor: Actor, name: str, *, challenger_share: float, salt: str | None = None
+    ) -> dict[str, Any]:
+        """Set the share of entities the challenger answers for (0 to 1), audited."""
+        if isinstance(challenger_share, bool) or not isinstance(challenger_share, (int, float)):
+            raise InvalidArgument("challenger_share must be a number", field="challenger_share")
+        share = float(challenger_share)
+        if not 0.0 <= share <= 1.0:
+            raise InvalidArgument(
+                f"challenger_share {share} is not between 0 and 1",
+                field="challenger_share",
+                remedy="pass a fraction, e.g. 0.1 for 10% of applicants",
+            )
+        subject = audit.Subject("model", name, name)
+        roles = (Role.APPROVER, Role.SERVICE)
+
+        def body(conn: Connection) -> dict[str, Any]:
+            m = self._model_row(conn, name)
+            if not any(actor.has(r) for r in roles):
+                raise PermissionDenied(
+                    f"{actor.username} may not change traffic: it needs the role approver"
+                )
+            cur = conn.execute(
+                select(traffic_policies).where(traffic_policies.c.model_id == m.id)
+            ).first()
+            now = iso(self.clock())
+            new_salt = salt if salt is not None else (cur.salt if cur is not None else name)
+            values = {
+                "challenger_share": share,
+                "salt": new_salt,
+                "updated_by": actor.username,
+                "updated_at": now,
+            }
+            if cur is None:
+                conn.execute(traffic_policies.insert().values(model_id=m.id, revision=1, **values))
+                revision = 1
+            else:
+                revision = cur.revision + 1
+                conn.execute(
+                    traffic_policies.update()
+                    .where(traffic_policies.c.model_id == m.id)
+                    .values(revision=revision, **values)
+                )
+            payload = {
+                "challenger_share": share,
+                "previous_share": None if cur is None else cur.challenger_share,
+                "salt_changed": cur is not None and new_salt != cur.salt,
+                "revision": revision,
+            }
+            audit.append(
+                conn,
+                actor=actor,
+                role=self._acting_role(actor, roles, False),
+                action="traffic.set",
+                subject=subject,
+                payload=payload,
+                clock=self.clock,
+            )
+            return payload
+
+        return self._guarded(actor, "traffic.set", subject, body)
 
     def alias_holder_at(self, name: str, alias: str | AliasName, at: datetime) -> int | None:
         """Which version held ``alias`` at time ``at``, from the audit trail."""

@@ -9,6 +9,7 @@ holds even for code that forgot the lock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,9 @@ class Database:
             )
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                # If the folder cannot be made, connecting fails with a clear StoreUnavailable.
+                with contextlib.suppress(OSError):
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             # A pool of file connections; each checkout is used by one thread at a time.
             self.engine: Engine = create_engine(
                 url,
@@ -90,13 +93,17 @@ class Database:
             raise _unavailable(e) from e
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A serialised write transaction: everything in it commits together or not at all."""
+    def write(self, *, registry_lock: bool = True) -> Iterator[Connection]:
+        """A write transaction: everything in it commits together or not at all.
+
+        ``registry_lock`` serialises it with every other registry write (the audit chain needs a
+        total order); the decision log, which appends to its own table, passes False.
+        """
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(charter_write=True)
                 with conn.begin():
-                    if self.dialect == "postgresql":
+                    if self.dialect == "postgresql" and registry_lock:
                         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
                     yield conn
         except exc.OperationalError as e:

@@ -98,6 +98,7 @@ model_versions = Table(
     Column("source", Text, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("reference_profile_sha256", SHA, nullable=True),  # migration 0002
+    Column("decision_threshold", Float, nullable=True),  # migration 0003
     UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),
 )
 
@@ -144,6 +145,61 @@ audit_events = Table(
     Column("hash", SHA, nullable=False),
 )
 
+# The decision log (migration 0003). A row is written, in a group commit, before the response.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("entity_key", String(256), nullable=False),
+    Column("model_name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("variant", String(20), nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("reason_codes", Text, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+shadow_scores = Table(
+    "shadow_scores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(36), nullable=False),
+    Column("model_name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("decision", String(20), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("decision_id", String(36), ForeignKey("decisions.id"), primary_key=True),
+    Column("label", Integer, nullable=False),
+    Column("observed_at", TS, nullable=True),
+    Column("recorded_at", TS, nullable=False),
+)
+
+traffic_policies = Table(
+    "traffic_policies",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("challenger_share", Float, nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+Index("ix_decisions_model_created", decisions.c.model_name, decisions.c.created_at)
+Index("ix_shadow_scores_decision", shadow_scores.c.decision_id)
+Index("ix_shadow_scores_model_created", shadow_scores.c.model_name, shadow_scores.c.created_at)
 Index("ix_model_versions_model_id", model_versions.c.model_id)
 Index("ix_api_tokens_user_id", api_tokens.c.user_id)
 Index("ix_validations_version_id", validations.c.version_id)

@@ -1,0 +1,1 @@
+"""Scoring service: routing, scoring, prediction logging and the HTTP app."""

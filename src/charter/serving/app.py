@@ -1,0 +1,594 @@
+"""The HTTP service: ``create_app(registry)`` returns the FastAPI application.
+
+The scoring path, per request: authenticate (token cache) -> parse strict JSON -> validate
+against the version's schema -> route (pure, sticky) -> score (compiled) -> reason codes ->
+durable log (group commit; the response waits for the commit) -> respond. Shadow versions are
+scored after the response has been sent and logged beside the decision, never returned.
+
+Errors are JSON: ``{"error": {"code", "message", "field", "remedy", "details"}}`` with a 4xx status
+for anything the caller can fix, 503 when the decision log cannot be written (nothing unrecorded
+is ever returned), never a bare 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+from sqlalchemy import select, text
+from starlette.background import BackgroundTask
+
+from charter.clock import iso, system_clock
+from charter.entities import Actor, Role
+from charter.errors import AuthenticationFailed, CharterError, NotFound, PermissionDenied
+from charter.registry.service import Registry
+from charter.serving.compiled import reason_codes
+from charter.serving.decision_log import DecisionLog, DecisionRecord, get_decision
+from charter.serving.routing import route
+from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
+from charter.serving.validation import FieldError, RequestInvalid, check_text, parse_json
+from charter.storage.schema import decisions, outcomes
+
+log = logging.getLogger("charter.serving")
+
+MAX_BODY_BYTES = 1_000_000
+MAX_BATCH = 1000
+TOKEN_CACHE_SECONDS = 30.0
+SCORE_ROLES = (Role.SERVICE, Role.ADMIN)
+READ_ROLES = (Role.SERVICE, Role.ADMIN, Role.AUDITOR, Role.VALIDATOR, Role.APPROVER)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "charter_requests", "Scoring requests", ["model", "version", "variant", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "charter_request_latency_seconds", "Scoring latency, parse to durable log",
+            ["model", "variant"], registry=r,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+        )  # fmt: skip
+        self.errors = Counter(
+            "charter_errors", "Refused or failed requests", ["model", "code"], registry=r
+        )
+        self.scores = Histogram(
+            "charter_score", "Scores returned", ["model", "version"], registry=r,
+            buckets=tuple(i / 20 for i in range(1, 20)),
+        )  # fmt: skip
+        self.shadow_disagreement = Counter(
+            "charter_shadow_disagreements", "Shadow decision differs from the returned one",
+            ["model", "shadow_version"], registry=r,
+        )  # fmt: skip
+        self.shadow_scored = Counter(
+            "charter_shadow_scored", "Shadow scores", ["model", "shadow_version"], registry=r
+        )
+
+
+@dataclass
+class Service:
+    registry: Registry
+    runtime: Runtime
+    decision_log: DecisionLog
+    metrics: Metrics
+    refresh_seconds: float = 1.0
+    _tokens: dict[str, tuple[float, Actor]] = field(default_factory=dict)
+
+    def actor(self, request: Request, roles: tuple[Role, ...]) -> Actor:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationFailed(
+                "no API token given",
+                field="Authorization",
+                remedy="send the header 'Authorization: Bearer <token>'",
+            )
+        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+        now = time.monotonic()
+        hit = self._tokens.get(key)
+        if hit is not None and hit[0] > now:
+            actor = hit[1]
+        else:
+            actor = self.registry.identity.authenticate(token)
+            self._tokens[key] = (now + TOKEN_CACHE_SECONDS, actor)
+        if not any(actor.has(r) for r in roles):
+            need = " or ".join(r.value for r in roles)
+            raise PermissionDenied(
+                f"{actor.username} may not use this route: it needs the role {need}",
+                remedy="use a token of a user with that role",
+            )
+        return actor
+
+
+def _error(e: CharterError, status: int | None = None) -> JSONResponse:
+    return JSONResponse({"error": e.to_dict()}, status_code=status or e.http_status)
+
+
+async def _body(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise RequestInvalid(
+            [FieldError("body", f"the body is larger than {MAX_BODY_BYTES} bytes", "send less")],
+            413,
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestInvalid(
+                [
+                    FieldError(
+                        "body", f"the body is larger than {MAX_BODY_BYTES} bytes", "send less"
+                    )
+                ],
+                413,
+            )
+        chunks.append(chunk)
+    return parse_json(b"".join(chunks))
+
+
+def _identity(item: dict[str, Any], path: str, errors: list[FieldError]) -> tuple[str, str]:
+    rid = item.get("request_id")
+    if rid is None:
+        rid = str(uuid.uuid4())
+    elif not isinstance(rid, str) or not rid or len(rid) > 128:
+        errors.append(
+            FieldError(f"{path}request_id", "must be text of 1 to 128 characters", "send your id")
+        )
+        rid = ""
+    elif not check_text(rid, f"{path}request_id", errors):
+        rid = ""
+    key = item.get("entity_key", rid)
+    if not isinstance(key, str) or not key or len(key) > 256:
+        errors.append(
+            FieldError(
+                f"{path}entity_key", "must be text of 1 to 256 characters", "send the applicant id"
+            )
+        )
+        key = ""
+    elif not check_text(key, f"{path}entity_key", errors):
+        key = ""
+    return rid, key
+
+
+def _result(rec: DecisionRecord, duplicate: bool) -> dict[str, Any]:
+    return {
+        "decision_id": rec.id,
+        "request_id": rec.request_id,
+        "entity_key": rec.entity_key,
+        "model": rec.model_name,
+        "version": rec.version,
+        "variant": rec.variant,
+        "score": rec.score,
+        "threshold": rec.threshold,
+        "decision": rec.decision,
+        "reason_codes": rec.reason_codes,
+        "duplicate": duplicate,
+    }
+
+
+def create_app(
+    registry: Registry,
+    *,
+    refresh_seconds: float = 1.0,
+    decision_log: DecisionLog | None = None,
+) -> FastAPI:
+    """The service over ``registry``'s database and artifacts."""
+    svc = Service(
+        registry=registry,
+        runtime=Runtime(registry),
+        decision_log=decision_log or DecisionLog(registry.db),
+        metrics=Metrics(),
+        refresh_seconds=refresh_seconds,
+    )
+    svc.metrics.registry.register(_DecisionLogCollector(svc.decision_log))
+
+    async def refresher() -> None:
+        while True:
+            await asyncio.sleep(svc.refresh_seconds)
+            try:
+                await asyncio.to_thread(svc.runtime.refresh)
+            except CharterError as e:  # the database is away; keep serving what is loaded
+                log.warning("model refresh failed: %s", e)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        svc.decision_log.start()
+        svc.runtime.refresh()
+        task = asyncio.create_task(refresher())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            svc.decision_log.stop()
+
+    app = CharterAPI(
+        title="Charter",
+        version="0.1.0",
+        description="Governed real-time decisions with a durable decision log.",
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+
+    @app.exception_handler(CharterError)
+    async def _charter_error(_: Request, e: CharterError) -> JSONResponse:
+        return _error(e)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+        errs = [
+            FieldError(".".join(str(p) for p in err.get("loc", ())), str(err.get("msg")), "fix it")
+            for err in e.errors()
+        ] or [FieldError("body", "invalid request", "check the request")]
+        return _error(RequestInvalid(errs))
+
+    # ------------------------------------------------------------------------- scoring
+    def score_item(
+        rt: ModelRuntime, item: Any, path: str
+    ) -> tuple[DecisionRecord, ServedVersion, dict[str, Any]]:
+        errors: list[FieldError] = []
+        if not isinstance(item, dict):
+            raise RequestInvalid([FieldError(path.rstrip(".") or "body", "must be an object", "")])
+        rid, key = _identity(item, path, errors)
+        unknown = set(item) - {"request_id", "entity_key", "features"}
+        for k in sorted(map(str, unknown)):
+            errors.append(FieldError(f"{path}{k}", "is not a request field", "remove it"))
+        decision = route(key or "-", rt.policy)
+        served = rt.versions[decision.version]
+        try:
+            features = served.validator.validate(item.get("features"), f"{path}features")
+        except RequestInvalid as e:
+            errors.extend(e.errors)
+            features = {}
+        if errors:
+            raise RequestInvalid(errors)
+        start = time.perf_counter()
+        score = float(served.scorer.score_one(features))
+        contributions = served.scorer.contributions(features)
+        reasons = (
+            [
+                {"feature": r.feature, "contribution": r.contribution, "text": r.text}
+                for r in reason_codes(contributions)
+            ]
+            if contributions is not None
+            else []
+        )
+        rec = DecisionRecord(
+            id=str(uuid.uuid4()),
+            request_id=rid,
+            entity_key=key,
+            model_name=rt.name,
+            version=served.version,
+            variant=decision.variant,
+            inputs=features,
+            score=score,
+            threshold=served.threshold,
+            decision=served.decide(score),
+            reason_codes=reasons,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            created_at=iso(system_clock()),
+        )
+        return rec, served, features
+
+    def shadow_task(rt: ModelRuntime, items: list[tuple[DecisionRecord, dict[str, Any]]]) -> None:
+        for shadow_version in rt.policy.shadows:
+            served = rt.versions[shadow_version]
+            label = str(shadow_version)
+            for rec, features in items:
+                t = time.perf_counter()
+                try:
+                    s = float(served.scorer.score_one(features))
+                except (CharterError, ValueError, KeyError) as e:
+                    log.warning("shadow v%s failed on %s: %s", shadow_version, rec.id, e)
+                    continue
+                d = served.decide(s)
+                svc.metrics.shadow_scored.labels(rt.name, label).inc()
+                if d != rec.decision:
+                    svc.metrics.shadow_disagreement.labels(rt.name, label).inc()
+                svc.decision_log.submit_shadow(
+                    {
+                        "decision_id": rec.id,
+                        "model_name": rt.name,
+                        "version": shadow_version,
+                        "score": s,
+                        "decision": d,
+                        "latency_ms": (time.perf_counter() - t) * 1000,
+                        "created_at": rec.created_at,
+                    }
+                )
+
+    @app.post(
+        "/v1/models/{name}/score",
+        summary="Score one applicant or a batch; the decision is logged before the response",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/ScoreRequest"},
+                                {"$ref": "#/components/schemas/BatchScoreRequest"},
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def score(name: str, request: Request) -> Response:
+        t0 = time.perf_counter()
+        svc.actor(request, SCORE_ROLES)
+        rt = svc.runtime.get(name)
+        try:
+            body = await _body(request)
+            if isinstance(body, dict) and "instances" in body:
+                items = body["instances"]
+                extra = set(body) - {"instances"}
+                if extra:
+                    raise RequestInvalid(
+                        [FieldError(sorted(map(str, extra))[0], "is not a request field", "remove")]
+                    )
+                if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
+                    raise RequestInvalid(
+                        [
+                            FieldError(
+                                "instances",
+                                f"must be a list of 1 to {MAX_BATCH} requests",
+                                "split the batch",
+                            )
+                        ]
+                    )
+                scored = [score_item(rt, it, f"instances[{i}].") for i, it in enumerate(items)]
+                batch = True
+            else:
+                scored = [score_item(rt, body, "")]
+                batch = False
+        except RequestInvalid as e:
+            svc.metrics.errors.labels(name, e.code).inc()
+            return _error(e, e.http_status)
+        futures = [svc.decision_log.submit(rec) for rec, _, _ in scored]
+        try:
+            logged = [await asyncio.wrap_future(f) for f in futures]
+        except CharterError as e:
+            svc.metrics.errors.labels(name, e.code).inc()
+            return _error(e, 503)
+        elapsed = time.perf_counter() - t0
+        results = []
+        for (rec, served, _), lg in zip(scored, logged, strict=True):
+            results.append(_result(lg.record, lg.duplicate))
+            svc.metrics.requests.labels(name, str(served.version), rec.variant, "ok").inc()
+            svc.metrics.latency.labels(name, rec.variant).observe(elapsed)
+            svc.metrics.scores.labels(name, str(served.version)).observe(lg.record.score)
+        fresh = [
+            (rec, f) for (rec, _, f), lg in zip(scored, logged, strict=True) if not lg.duplicate
+        ]
+        task = BackgroundTask(shadow_task, rt, fresh) if rt.policy.shadows and fresh else None
+        return JSONResponse({"results": results} if batch else results[0], background=task)
+
+    # ------------------------------------------------------------------------- outcomes
+    @app.post("/v1/outcomes", summary="Attach delayed labels to decisions (idempotent)")
+    async def post_outcomes(request: Request) -> Response:
+        svc.actor(request, SCORE_ROLES)
+        body = await _body(request)
+        items = body.get("outcomes") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
+            raise RequestInvalid(
+                [FieldError("outcomes", f"must be a list of 1 to {MAX_BATCH} outcomes",
+                            'send {"outcomes": [{"decision_id": ..., "label": 0 or 1}]}')]
+            )  # fmt: skip
+        errors: list[FieldError] = []
+        clean = []
+        for i, o in enumerate(items):
+            p = f"outcomes[{i}]."
+            if not isinstance(o, dict):
+                errors.append(FieldError(p.rstrip("."), "must be an object", ""))
+                continue
+            did, label, obs = o.get("decision_id"), o.get("label"), o.get("observed_at")
+            if not isinstance(did, str) or not did or len(did) > 36:
+                errors.append(FieldError(p + "decision_id", "must be a decision id", "from /score"))
+            if isinstance(label, bool) or label not in (0, 1):
+                errors.append(FieldError(p + "label", "must be 0 (good) or 1 (bad)", "send 0 or 1"))
+            if obs is not None and (not isinstance(obs, str) or len(obs) > 32):
+                errors.append(FieldError(p + "observed_at", "must be an ISO 8601 time", ""))
+            clean.append((did, label, obs))
+        if errors:
+            raise RequestInvalid(errors)
+        return JSONResponse(await asyncio.to_thread(_record_outcomes, svc, clean))
+
+    # ------------------------------------------------------------------------- reads
+    @app.get("/v1/decisions/{decision_id}", summary="One logged decision, with its outcome")
+    async def get_one(decision_id: str, request: Request) -> Response:
+        svc.actor(request, READ_ROLES)
+        rec = await asyncio.to_thread(get_decision, svc.registry.db, decision_id)
+        if rec is None:
+            raise NotFound(f"no decision {decision_id!r}", field="decision_id")
+        out = _result(rec, False)
+        out.pop("duplicate")
+        out.update(inputs=rec.inputs, latency_ms=rec.latency_ms, created_at=rec.created_at)
+        with svc.registry.db.read() as conn:
+            o = conn.execute(select(outcomes).where(outcomes.c.decision_id == rec.id)).first()
+        out["outcome"] = None if o is None else {"label": o.label, "observed_at": o.observed_at}
+        return JSONResponse(out)
+
+    @app.get("/v1/models", summary="The models being served and their traffic policies")
+    async def list_served(request: Request) -> Response:
+        svc.actor(request, (*READ_ROLES, Role.DEVELOPER))
+        return JSONResponse(
+            {
+                "models": [
+                    {
+                        "name": rt.name,
+                        "policy": rt.policy.to_dict(),
+                        "versions": {
+                            str(v.version): {
+                                "sha256": v.sha256,
+                                "threshold": v.threshold,
+                                "scorer": v.scorer.kind,
+                            }
+                            for v in rt.versions.values()
+                        },
+                    }
+                    for rt in svc.runtime.models.values()
+                ],
+                "load_failures": {k: f.error for k, f in svc.runtime.failures.items()},
+            }
+        )
+
+    @app.get("/v1/models/{name}", summary="A served model's features and policy")
+    async def get_served(name: str, request: Request) -> Response:
+        svc.actor(request, (*READ_ROLES, Role.DEVELOPER))
+        rt = svc.runtime.get(name)
+        return JSONResponse(
+            {
+                "name": rt.name,
+                "policy": rt.policy.to_dict(),
+                "features": [f.to_dict() for f in rt.champion.validator.schema],
+                "threshold": rt.champion.threshold,
+            }
+        )
+
+    # ------------------------------------------------------------------------- operations
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", summary="Readiness: database reachable, models loaded")
+    async def readyz() -> Response:
+        try:
+            with svc.registry.db.read() as conn:
+                conn.execute(text("SELECT 1"))
+            db_ok = True
+        except CharterError:
+            db_ok = False
+        body = {
+            "database": db_ok,
+            "models": sorted(svc.runtime.models),
+            "load_failures": {k: f.error for k, f in svc.runtime.failures.items()},
+        }
+        return JSONResponse(body, status_code=200 if db_ok else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+class _DecisionLogCollector(Collector):
+    """Exports the writer's own counts: group commits and rows committed."""
+
+    def __init__(self, decision_log: DecisionLog) -> None:
+        self.decision_log = decision_log
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "charter_decision_log_commits", "Group commits", value=self.decision_log.batches
+        )
+        yield CounterMetricFamily(
+            "charter_decision_log_rows", "Decisions committed", value=self.decision_log.rows
+        )
+
+
+def _record_outcomes(svc: Service, items: list[tuple[str, int, str | None]]) -> dict[str, Any]:
+    now = iso(system_clock())
+    recorded, unchanged = 0, 0
+    with svc.registry.db.write(registry_lock=False) as conn:
+        ids = [d for d, _, _ in items]
+        known = {r.id for r in conn.execute(select(decisions.c.id).where(decisions.c.id.in_(ids)))}
+        have = {
+            r.decision_id: r.label
+            for r in conn.execute(select(outcomes).where(outcomes.c.decision_id.in_(ids)))
+        }
+        for i, (did, label, obs) in enumerate(items):
+            if did not in known:
+                raise NotFound(
+                    f"no decision {did!r}", field=f"outcomes[{i}].decision_id",
+                    remedy="send the decision_id returned by /score",
+                )  # fmt: skip
+            if did in have:
+                if have[did] != label:
+                    from charter.errors import Conflict
+
+                    raise Conflict(
+                        f"decision {did} already has the outcome {have[did]}, not {label}",
+                        field=f"outcomes[{i}].label",
+                        remedy="outcomes are final; contact the model owner to correct one",
+                    )
+                unchanged += 1
+                continue
+            conn.execute(
+                outcomes.insert().values(
+                    decision_id=did, label=label, observed_at=obs, recorded_at=now
+                )
+            )
+            have[did] = label
+            recorded += 1
+    return {"recorded": recorded, "unchanged": unchanged}
+
+
+class CharterAPI(FastAPI):
+    """FastAPI plus the request schemas the scoring route reads by hand (it parses strict JSON
+    itself, so FastAPI cannot infer them)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema:
+            return self.openapi_schema
+        schema = super().openapi()
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        comps["ScoreRequest"] = {
+            "type": "object",
+            "required": ["features"],
+            "additionalProperties": False,
+            "properties": {
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                "entity_key": {"type": "string", "minLength": 1, "maxLength": 256},
+                "features": {"type": "object"},
+            },
+        }
+        comps["BatchScoreRequest"] = {
+            "type": "object",
+            "required": ["instances"],
+            "additionalProperties": False,
+            "properties": {
+                "instances": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                    "items": {"$ref": "#/components/schemas/ScoreRequest"},
+                }
+            },
+        }
+        self.openapi_schema = schema
+        return schema
+
+
+def from_env() -> FastAPI:
+    """The app for ``charter serve`` (a factory, so each worker process opens its own store)."""
+    import os
+
+    from charter.config import Settings
+
+    registry = Registry.open(Settings.from_env())
+    return create_app(registry, refresh_seconds=float(os.environ.get("CHARTER_REFRESH_SECONDS", 1)))

@@ -1,0 +1,184 @@
+"""What a serving worker holds in memory: for each model, the compiled champion, challenger and
+shadows with their validators, thresholds and traffic policy, kept in step with the registry.
+
+Reload without downtime: ``refresh()`` reads one small signature per model (alias revisions and
+the traffic-policy revision); only a model whose signature changed is rebuilt, off to the side,
+and swapped in with one assignment, so requests in flight finish on the old one and no request
+fails. A version that cannot be loaded (its artifact's hash does not match, say) is refused and
+the last good runtime keeps serving; the failure is kept for ``/readyz`` and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from charter.entities import AliasName
+from charter.errors import CharterError, NotFound
+from charter.registry.service import Registry
+from charter.serving.compiled import CompiledScorer, compile_model
+from charter.serving.routing import TrafficPolicy
+from charter.serving.validation import InputValidator
+from charter.storage.schema import model_aliases, model_versions, models, traffic_policies
+
+log = logging.getLogger("charter.serving")
+
+DEFAULT_THRESHOLD = 0.5
+DECISION_LABELS = ("approve", "decline")  # score below / at or above the threshold
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    model: str
+    version: int
+    sha256: str
+    scorer: CompiledScorer
+    validator: InputValidator
+    threshold: float
+
+    def decide(self, score: float) -> str:
+        return DECISION_LABELS[1] if score >= self.threshold else DECISION_LABELS[0]
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    name: str
+    signature: tuple[Any, ...]
+    policy: TrafficPolicy
+    versions: dict[int, ServedVersion]
+
+    @property
+    def champion(self) -> ServedVersion:
+        return self.versions[self.policy.champion]
+
+
+@dataclass
+class LoadFailure:
+    model: str
+    version: int | None
+    error: str
+
+
+@dataclass
+class Runtime:
+    registry: Registry
+    models: dict[str, ModelRuntime] = field(default_factory=dict)
+    failures: dict[str, LoadFailure] = field(default_factory=dict)
+    _cache: dict[tuple[str, int, str], ServedVersion] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, name: str) -> ModelRuntime:
+        rt = self.models.get(name)
+        if rt is None:
+            raise NotFound(
+                f"no model {name!r} is being served",
+                field="name",
+                remedy="check the name at /v1/models; a model is served once it has a champion",
+            )
+        return rt
+
+    def _signatures(self) -> dict[str, tuple[Any, ...]]:
+        with self.registry.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    models.c.name,
+                    model_aliases.c.alias,
+                    model_versions.c.version,
+                    model_versions.c.artifact_sha256,
+                    model_aliases.c.revision,
+                )
+                .join(model_aliases, model_aliases.c.model_id == models.c.id)
+                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+                .order_by(models.c.name, model_aliases.c.alias)
+            ).all()
+            traffic = {
+                r.name: (r.challenger_share, r.salt, r.revision)
+                for r in conn.execute(
+                    select(
+                        models.c.name,
+                        traffic_policies.c.challenger_share,
+                        traffic_policies.c.salt,
+                        traffic_policies.c.revision,
+                    ).join(traffic_policies, traffic_policies.c.model_id == models.c.id)
+                )
+            }
+        sig: dict[str, list[Any]] = {}
+        for r in rows:
+            sig.setdefault(r.name, []).append((r.alias, r.version, r.artifact_sha256, r.revision))
+        return {
+            name: (tuple(entries), traffic.get(name))
+            for name, entries in sig.items()
+            if any(e[0] == AliasName.CHAMPION.value for e in entries)
+        }
+
+    def _served(self, name: str, version: int) -> ServedVersion:
+        v = self.registry.get_version(name, version)
+        key = (name, version, v.artifact_sha256)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        model = self.registry.load_model(name, version)  # checks the artifact's sha256 first
+        names = [f.name for f in v.feature_schema]
+        background = None
+        if v.reference_profile_sha256 is not None:
+            background = self.registry.reference_profile(name, version)
+        scorer = compile_model(model, names, background=background)
+        served = ServedVersion(
+            model=name,
+            version=version,
+            sha256=v.artifact_sha256,
+            scorer=scorer,
+            validator=InputValidator(v.feature_schema),
+            threshold=v.decision_threshold
+            if v.decision_threshold is not None
+            else DEFAULT_THRESHOLD,
+        )
+        self._cache[key] = served
+        return served
+
+    def _build(self, name: str, signature: tuple[Any, ...]) -> ModelRuntime:
+        entries, traffic = signature
+        by_alias = {alias: version for alias, version, _sha, _rev in entries}
+        champion = by_alias[AliasName.CHAMPION.value]
+        challenger = by_alias.get(AliasName.CHALLENGER.value)
+        shadow = by_alias.get(AliasName.SHADOW.value)
+        share, salt = (traffic[0], traffic[1]) if traffic else (0.0, "")
+        policy = TrafficPolicy(
+            model=name,
+            champion=champion,
+            challenger=challenger,
+            challenger_share=share if challenger is not None else 0.0,
+            shadows=(shadow,)
+            if shadow is not None and shadow not in (champion, challenger)
+            else (),
+            salt=salt,
+        )
+        wanted = {champion, *(() if challenger is None else (challenger,)), *policy.shadows}
+        versions = {v: self._served(name, v) for v in sorted(wanted)}
+        return ModelRuntime(name, signature, policy, versions)
+
+    def refresh(self) -> list[str]:
+        """Bring every model in step with the registry; returns the names that changed."""
+        with self._lock:
+            changed = []
+            current = self._signatures()
+            for name, sig in current.items():
+                old = self.models.get(name)
+                if old is not None and old.signature == sig:
+                    continue
+                try:
+                    self.models[name] = self._build(name, sig)
+                    self.failures.pop(name, None)
+                    changed.append(name)
+                except CharterError as e:
+                    self.failures[name] = LoadFailure(name, None, str(e))
+                    log.error("model %s not reloaded, the last good one keeps serving: %s", name, e)
+            for name in list(self.models):
+                if name not in current:
+                    del self.models[name]
+                    changed.append(name)
+            return changed
