@@ -170,6 +170,17 @@ def _identity(item: dict[str, Any], path: str, errors: list[FieldError]) -> tupl
     return rid, key
 
 
+def _parse_time(text_value: str) -> str | None:
+    """ISO 8601 (a date or a time, UTC if no zone) as Charter's canonical text, or None."""
+    from datetime import UTC, datetime
+
+    try:
+        t = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return iso(t if t.tzinfo else t.replace(tzinfo=UTC))
+
+
 def _result(rec: DecisionRecord, duplicate: bool) -> dict[str, Any]:
     return {
         "decision_id": rec.id,
@@ -399,20 +410,30 @@ def create_app(
                             'send {"outcomes": [{"decision_id": ..., "label": 0 or 1}]}')]
             )  # fmt: skip
         errors: list[FieldError] = []
-        clean = []
+        clean: list[tuple[str, int, str | None]] = []
         for i, o in enumerate(items):
             p = f"outcomes[{i}]."
             if not isinstance(o, dict):
                 errors.append(FieldError(p.rstrip("."), "must be an object", ""))
                 continue
             did, label, obs = o.get("decision_id"), o.get("label"), o.get("observed_at")
+            ok = True
             if not isinstance(did, str) or not did or len(did) > 36:
                 errors.append(FieldError(p + "decision_id", "must be a decision id", "from /score"))
+                ok = False
+            elif not check_text(did, p + "decision_id", errors):
+                ok = False
             if isinstance(label, bool) or label not in (0, 1):
                 errors.append(FieldError(p + "label", "must be 0 (good) or 1 (bad)", "send 0 or 1"))
-            if obs is not None and (not isinstance(obs, str) or len(obs) > 32):
-                errors.append(FieldError(p + "observed_at", "must be an ISO 8601 time", ""))
-            clean.append((did, label, obs))
+                ok = False
+            when = _parse_time(obs) if isinstance(obs, str) and len(obs) <= 40 else None
+            if obs is not None and when is None:
+                errors.append(
+                    FieldError(p + "observed_at", "must be an ISO 8601 time", "e.g. 2027-05-01")
+                )
+                ok = False
+            if ok and isinstance(did, str) and isinstance(label, int):
+                clean.append((did, label, when))
         if errors:
             raise RequestInvalid(errors)
         return JSONResponse(await asyncio.to_thread(_record_outcomes, svc, clean))
@@ -421,6 +442,8 @@ def create_app(
     @app.get("/v1/decisions/{decision_id}", summary="One logged decision, with its outcome")
     async def get_one(decision_id: str, request: Request) -> Response:
         svc.actor(request, READ_ROLES)
+        if len(decision_id) > 36 or not check_text(decision_id, "decision_id", []):
+            raise NotFound(f"no decision {decision_id!r}", field="decision_id")
         rec = await asyncio.to_thread(get_decision, svc.registry.db, decision_id)
         if rec is None:
             raise NotFound(f"no decision {decision_id!r}", field="decision_id")
