@@ -1,0 +1,215 @@
+"""The service over real HTTP: concurrency without lost or duplicated decisions, and kill -9."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+
+from charter import audit
+from charter.serving.app import create_app
+from charter.storage.schema import decisions
+
+from .conftest import MODEL, Served
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live(served: Served) -> Iterator[int]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(served.registry, refresh_seconds=3600),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield port
+    server.should_exit = True
+    t.join(timeout=30)
+
+
+class Client:
+    """One keep-alive connection per thread."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port, self.token = port, token
+        self.local = threading.local()
+        self.opened: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        for c in self.opened:
+            c.close()
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            with self._lock:
+                self.opened.append(conn)
+        payload = json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        try:
+            conn.request("POST", path, payload, headers)
+            r = conn.getresponse()
+            data = r.read()
+        except (ConnectionError, http.client.HTTPException, OSError):
+            self.local.conn = None
+            raise
+        return r.status, json.loads(data)
+
+
+def test_5000_requests_at_concurrency_16_lose_and_duplicate_nothing(
+    served: Served, live: int
+) -> None:
+    client = Client(live, served.token)
+    n = 5000
+
+    def one(i: int) -> tuple[int, Any]:
+        body = {"request_id": f"req-{i}", "entity_key": f"app-{i % 700}",
+                "features": served.rows[i % 1000]}  # fmt: skip
+        return client.post(f"/v1/models/{MODEL}/score", body)
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(one, range(n)))
+        # Send 500 of them again, concurrently: every repeat gets the original decision back.
+        with ThreadPoolExecutor(16) as pool:
+            repeats = list(pool.map(one, range(0, n, 10)))
+    finally:
+        client.close()
+    assert all(status == 200 for status, _ in results)
+    ids = [r["decision_id"] for _, r in results]
+    assert len(set(ids)) == n
+    assert all(s == 200 and r["duplicate"] for s, r in repeats)
+    assert [r["decision_id"] for _, r in repeats] == ids[::10]
+    with served.registry.db.read() as conn:
+        rows = conn.execute(
+            select(func.count(), func.count(decisions.c.request_id.distinct())).select_from(
+                decisions
+            )
+        ).one()
+    assert tuple(rows) == (n, n)
+
+
+def _serve(home: Path, url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CHARTER_HOME=str(home), CHARTER_DATABASE_URL=url)
+    with open(log, "ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "charter.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            c.close()
+        time.sleep(0.05)
+    raise AssertionError("server did not become ready")
+
+
+def test_kill_9_under_load_loses_no_acknowledged_decision(
+    served: Served, database_url: str, tmp_path: Path
+) -> None:
+    home = Path(str(served.registry.artifacts.root)).parent
+    rng = random.Random(20261122)
+    acknowledged: dict[str, str] = {}
+    trials = 20
+    for trial in range(trials):
+        port = free_port()
+        log = tmp_path / "serve.log"
+        proc = _serve(home, database_url, port, log)
+        client = None
+        try:
+            _wait_ready(port, proc, log)
+            client = Client(port, served.token)
+            stop = threading.Event()
+            lock = threading.Lock()
+
+            def load(worker: int, client: Client = client, stop: threading.Event = stop,
+                     lock: threading.Lock = lock, trial: int = trial) -> None:  # fmt: skip
+                i = 0
+                while not stop.is_set():
+                    rid = f"t{trial}-w{worker}-{i}"
+                    i += 1
+                    body = {"request_id": rid, "features": served.rows[i % 1000]}
+                    try:
+                        status, r = client.post(f"/v1/models/{MODEL}/score", body)
+                    except (OSError, http.client.HTTPException, ValueError):
+                        return
+                    if status == 200:
+                        with lock:
+                            acknowledged[rid] = r["decision_id"]
+
+            threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+            for t in threads:
+                t.start()
+            time.sleep(rng.uniform(0.05, 0.6))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        finally:
+            if client is not None:
+                client.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert len(acknowledged) > trials  # load did reach the server
+    with served.registry.db.read() as conn:
+        logged = dict(conn.execute(select(decisions.c.request_id, decisions.c.id)).all())
+        assert audit.verify(conn).ok
+    missing = {rid for rid in acknowledged if logged.get(rid) != acknowledged[rid]}
+    assert not missing, f"{len(missing)} acknowledged decisions were lost"
+    # And the database is consistent: one row per request id, every row complete.
+    with served.registry.db.read() as conn:
+        n, distinct = conn.execute(
+            select(func.count(), func.count(decisions.c.request_id.distinct())).select_from(
+                decisions
+            )
+        ).one()
+    assert n == distinct
