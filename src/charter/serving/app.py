@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,9 @@ class Service:
     _tokens: dict[str, tuple[float, Actor]] = field(default_factory=dict)
 
     def actor(self, request: Request, roles: tuple[Role, ...]) -> Actor:
-        header = request.headers.get("authorization", "")
+        return self.authorize(request.headers.get("authorization", ""), roles)
+
+    def authorize(self, header: str, roles: tuple[Role, ...]) -> Actor:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationFailed(
@@ -123,15 +126,14 @@ def _error(e: CharterError, status: int | None = None) -> JSONResponse:
 
 
 async def _body(request: Request) -> Any:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestInvalid(
-            [FieldError("body", f"the body is larger than {MAX_BODY_BYTES} bytes", "send less")],
-            413,
-        )
+    return parse_json(await _read(request.stream()))
+
+
+async def _read(stream: AsyncIterator[bytes]) -> bytes:
+    """The whole body, refused (413) as soon as it passes MAX_BODY_BYTES."""
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise RequestInvalid(
@@ -143,7 +145,7 @@ async def _body(request: Request) -> Any:
                 413,
             )
         chunks.append(chunk)
-    return parse_json(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def _identity(item: dict[str, Any], path: str, errors: list[FieldError]) -> tuple[str, str]:
@@ -349,11 +351,26 @@ def create_app(
         },
     )
     async def score(name: str, request: Request) -> Response:
+        status, payload, shadow = await score_core(
+            name, request.headers.get("authorization", ""), request.stream()
+        )
+        task = BackgroundTask(shadow) if shadow is not None else None
+        return JSONResponse(payload, status_code=status, background=task)
+
+    async def score_core(
+        name: str, authorization: str, chunks: AsyncIterator[bytes]
+    ) -> tuple[int, dict[str, Any], Callable[[], None] | None]:
+        """The scoring path shared by the FastAPI route and the raw ASGI fast path:
+        (status, JSON payload, shadow work to run after the response)."""
         t0 = time.perf_counter()
-        svc.actor(request, SCORE_ROLES)
-        rt = svc.runtime.get(name)
         try:
-            body = await _body(request)
+            svc.authorize(authorization, SCORE_ROLES)
+            rt = svc.runtime.get(name)
+        except CharterError as e:
+            svc.metrics.errors.labels(name, e.code).inc()
+            return e.http_status, {"error": e.to_dict()}, None
+        try:
+            body = parse_json(await _read(chunks))
             if isinstance(body, dict) and "instances" in body:
                 items = body["instances"]
                 extra = set(body) - {"instances"}
@@ -378,13 +395,13 @@ def create_app(
                 batch = False
         except RequestInvalid as e:
             svc.metrics.errors.labels(name, e.code).inc()
-            return _error(e, e.http_status)
+            return e.http_status, {"error": e.to_dict()}, None
         futures = [svc.decision_log.submit(rec) for rec, _, _ in scored]
         try:
             logged = [await asyncio.wrap_future(f) for f in futures]
         except CharterError as e:
             svc.metrics.errors.labels(name, e.code).inc()
-            return _error(e, 503)
+            return 503, {"error": e.to_dict()}, None
         elapsed = time.perf_counter() - t0
         results = []
         for (rec, served, _), lg in zip(scored, logged, strict=True):
@@ -395,8 +412,16 @@ def create_app(
         fresh = [
             (rec, f) for (rec, _, f), lg in zip(scored, logged, strict=True) if not lg.duplicate
         ]
-        task = BackgroundTask(shadow_task, rt, fresh) if rt.policy.shadows and fresh else None
-        return JSONResponse({"results": results} if batch else results[0], background=task)
+        shadow = None
+        if rt.policy.shadows and fresh:
+
+            def shadow() -> None:
+                shadow_task(rt, fresh)
+
+        return 200, ({"results": results} if batch else results[0]), shadow
+
+    app.state.score_core = score_core
+    app.add_middleware(FastScorePath, core=score_core)
 
     # ------------------------------------------------------------------------- outcomes
     @app.post("/v1/outcomes", summary="Attach delayed labels to decisions (idempotent)")
@@ -517,6 +542,74 @@ def create_app(
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+ScoreCore = Callable[
+    [str, str, AsyncIterator[bytes]],
+    Awaitable[tuple[int, dict[str, Any], Callable[[], None] | None]],
+]
+
+
+class FastScorePath:
+    """Pure ASGI middleware that answers ``POST /v1/models/{name}/score`` itself, skipping the
+    router, dependency injection and response classes (the same ``score_core`` the documented
+    route calls); everything else goes on to FastAPI. Shadow work runs in a thread after the
+    response has been sent."""
+
+    PREFIX = "/v1/models/"
+    SUFFIX = "/score"
+
+    def __init__(self, app: Any, core: ScoreCore) -> None:
+        self.app = app
+        self.core = core
+        self._pending: set[asyncio.Future[None]] = set()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not path.startswith(self.PREFIX)
+            or not path.endswith(self.SUFFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        name = path[len(self.PREFIX) : -len(self.SUFFIX)]
+        if not name or "/" in name:
+            await self.app(scope, receive, send)
+            return
+        auth = ""
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                auth = value.decode("latin-1")
+                break
+
+        async def chunks() -> AsyncIterator[bytes]:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                yield message.get("body", b"")
+                more = message.get("more_body", False)
+
+        status, payload, shadow = await self.core(name, auth, chunks())
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        if shadow is not None:
+            fut = asyncio.get_running_loop().run_in_executor(None, shadow)
+            self._pending.add(fut)
+            fut.add_done_callback(self._pending.discard)
 
 
 class _DecisionLogCollector(Collector):

@@ -1,0 +1,254 @@
+"""Serving throughput and latency with wrk: Charter against a bare ASGI floor, same run.
+
+Charter runs as ``charter serve --workers 2`` with everything on: schema validation, the German
+Credit champion (a logistic-regression scorecard), one shadow, reason codes and the durable
+decision log (group commit, SQLite in WAL mode under a temporary CHARTER_HOME). The floor is a
+bare ASGI app returning a constant, run by uvicorn with 1 and 2 workers. wrk drives each at 32
+connections; every Charter request carries a unique request id, so every 200 is a new decision,
+and at the end the decision-log row count must equal the number of 200 responses.
+
+    python benchmarks/serving_bench.py [--duration 10] [--connections 32]
+
+Installs wrk from Debian if it is missing (needs root and apt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+BENCH = Path(__file__).resolve().parent
+LUA = r"""
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  thread_id = tid
+end
+function request()
+  counter = counter + 1
+  local key = "app-" .. (counter %% 5000)
+  local body = string.format(BODY_TEMPLATE, thread_id .. "-" .. counter, key)
+  return wrk.format("POST", PATH, {["Content-Type"] = "application/json",
+                                   ["Authorization"] = "Bearer " .. TOKEN}, body)
+end
+"""
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk from Debian ...")
+    subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk could not be installed")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    def ms(v: str) -> float:
+        m = re.match(r"([\d.]+)(us|ms|s)", v)
+        if not m:
+            return float("nan")
+        x, unit = float(m.group(1)), m.group(2)
+        return x / 1000 if unit == "us" else (x * 1000 if unit == "s" else x)
+
+    res: dict[str, float] = {}
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if rps is None or total is None:
+        raise SystemExit(f"cannot read wrk's output:\n{out}")
+    res["rps"] = float(rps.group(1))
+    res["requests"] = float(total.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non2xx"] = float(non2xx.group(1)) if non2xx else 0.0
+    errors = re.search(r"Socket errors: (.*)", out)
+    res["socket_errors"] = (
+        float(sum(int(x) for x in re.findall(r"\d+", errors.group(1)))) if errors else 0.0
+    )
+    for p in ("50", "99"):
+        m = re.search(rf"^\s+{p}%\s+(\S+)", out, re.M)
+        res[f"p{p}"] = ms(m.group(1)) if m else float("nan")
+    return res
+
+
+def run_wrk(wrk: str, url: str, duration: int, conns: int, script: str | None) -> dict[str, float]:
+    cmd = [wrk, "-t", "2", "-c", str(conns), "-d", f"{duration}s", "--latency", url]
+    if script:
+        cmd[1:1] = ["-s", script]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return parse_wrk(out)
+
+
+def setup_store(home: Path) -> tuple[str, dict[str, object]]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from charter import datasets
+    from charter.config import Settings
+    from charter.registry.service import Registry
+    from charter.storage.artifacts import ArtifactStore
+    from charter.storage.db import Database
+
+    s = Settings.for_home(home)
+    db = Database(s.database_url)
+    db.upgrade()
+    reg = Registry(db, ArtifactStore(s.artifact_root))
+    reg.identity.bootstrap_admin("ada")
+    admin = reg.identity.actor("ada")
+    for u, r in (("dana", "developer"), ("victor", "validator"), ("petra", "approver"),
+                 ("los", "service")):  # fmt: skip
+        reg.identity.create_user(admin, u, [r])
+    dev, val, app = (reg.identity.actor(u) for u in ("dana", "victor", "petra"))
+    reg.create_model(dev, name="gc", purpose="PD", business_use="credit", decision_type="credit",
+                     owner="risk", team="analytics", risk_tier="high")  # fmt: skip
+    X, y = datasets.german_credit_xy()
+    for c, alias in ((0.5, "champion"), (0.05, "shadow")):
+        pre = ColumnTransformer([
+            ("num", StandardScaler(), list(datasets.GERMAN_CREDIT_NUMERIC)),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+             list(datasets.GERMAN_CREDIT_CATEGORICAL)),
+        ])  # fmt: skip
+        model = Pipeline([("prep", pre), ("lr", LogisticRegression(C=c, max_iter=1000))])
+        v = reg.log_model(dev, "gc", model, X=X, y=y, dataset_id="gc", fit=True)
+        reg.transition(dev, "gc", v.version, "validation")
+        reg.record_validation(val, "gc", v.version, outcome="pass", summary="ok")
+        reg.transition(app, "gc", v.version, "approved")
+        reg.set_alias(app, "gc", v.version, alias)
+    token = reg.identity.issue_token(admin, "los")
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in X.iloc[0].to_dict().items()}
+    db.dispose()
+    return token, row
+
+
+def count_decisions(home: Path) -> int:
+    from charter.config import Settings
+    from charter.storage.db import Database
+    from charter.storage.schema import decisions
+
+    db = Database(Settings.for_home(home).database_url)
+    with db.read() as conn:
+        n = int(conn.execute(select(func.count()).select_from(decisions)).scalar())
+    db.dispose()
+    return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Charter serving benchmark")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    wrk = ensure_wrk()
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "charter"
+        token, row = setup_store(home)
+        for workers in (1, 2):
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(port),
+                 "--workers", str(workers), "--log-level", "warning", "--app-dir", str(BENCH)],
+                env=env,
+            )  # fmt: skip
+            try:
+                wait_http(f"http://127.0.0.1:{port}/")
+                results[f"floor ({workers} worker{'s' if workers > 1 else ''})"] = run_wrk(
+                    wrk, f"http://127.0.0.1:{port}/", args.duration, args.connections, None
+                )
+            finally:
+                proc.terminate()
+                proc.wait()
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "charter.cli", "serve", "--port", str(port),
+             "--workers", str(args.workers)],
+            env=dict(env, CHARTER_HOME=str(home)), stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            template = (
+                json.dumps({"request_id": "RID", "entity_key": "KEY", "features": row})
+                .replace("%", "%%")
+                .replace('"RID"', '"%s"')
+                .replace('"KEY"', '"%s"')
+            )
+            script = Path(tmp) / "score.lua"
+            script.write_text(
+                f"BODY_TEMPLATE = [[{template}]]\nPATH = '/v1/models/gc/score'\n"
+                f"TOKEN = '{token}'\n" + LUA.replace("%%", "%")
+            )
+            before = count_decisions(home)
+            res = run_wrk(wrk, f"http://127.0.0.1:{port}/v1/models/gc/score", args.duration,
+                          args.connections, str(script))  # fmt: skip
+            time.sleep(1.0)  # let the last group commits land before counting
+            res["logged"] = count_decisions(home) - before
+            results[f"charter ({args.workers} workers, everything on)"] = res
+        finally:
+            proc.terminate()
+            proc.wait()
+    floor = results["floor (2 workers)"]
+    print(f"wrk, {args.connections} connections, {args.duration} s each, this machine "
+          f"({os.cpu_count()} cores)")  # fmt: skip
+    print(f"{'stack':42s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs floor':>9s}")
+    for name, r in results.items():
+        print(f"{name:42s} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
+              f"{r['rps'] / floor['rps']:8.2f}x")  # fmt: skip
+    ch = results[f"charter ({args.workers} workers, everything on)"]
+    ok = ch["requests"] - ch["non2xx"]
+    in_flight = ch["logged"] - ok
+    print(
+        f"charter: {ch['requests']:.0f} responses, {ch['non2xx']:.0f} non-2xx, "
+        f"{ch['socket_errors']:.0f} socket errors; decision-log rows {ch['logged']:.0f}"
+    )
+    print(f"  rows - 200 responses = {in_flight:.0f}: requests still in flight when wrk stopped "
+          f"counting (at most one per connection, {args.connections}); every 200 is logged: "
+          f"{0 <= in_flight <= args.connections}")  # fmt: skip
+    print(
+        f"goal: >= 5,000 req/s and p99 < 20 ms: "
+        f"{'met' if ch['rps'] >= 5000 and ch['p99'] < 20 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
