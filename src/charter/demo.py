@@ -5,19 +5,33 @@
    on German Credit; Charter captures its lineage.
 3. Segregation of duties at work: the developer cannot validate their own version.
 4. The validator validates it, the approver approves it and makes it champion.
-5. The inventory, "who was champion when", and the verified audit chain.
+5. The inventory and "who was champion when".
+6. A gradient-boosting challenger is validated and put in shadow.
+7. The champion is served over HTTP; the holdout applicants are replayed; every decision is logged
+   before its response, and the shadow's agreement with the champion is shown.
+8. The audit trail and its verification.
 
 Later issues extend this story (serving, monitoring, reports); keep it one script of steps.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
@@ -26,6 +40,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from charter import datasets
 from charter.config import Settings
+from charter.entities import Actor
 from charter.errors import CharterError
 from charter.registry import inventory
 from charter.registry.service import Registry
@@ -65,6 +80,135 @@ def run(settings: Settings, console: Console) -> None:
         _story(Registry(db, ArtifactStore(settings.artifact_root)), console)
     finally:
         db.dispose()
+
+
+def _serve_and_shadow(
+    reg: Registry,
+    console: Console,
+    admin: Actor,
+    dana: Actor,
+    victor: Actor,
+    petra: Actor,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_test: pd.DataFrame,
+) -> None:
+    """Serve the champion over HTTP, shadow a gradient-boosting challenger, replay traffic."""
+    _step(console, 6, "A gradient-boosting challenger, validated, in shadow")
+    challenger = reg.log_model(
+        dana,
+        MODEL,
+        HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.05, categorical_features="from_dtype", random_state=SEED
+        ),
+        X=X_train.astype({c: "category" for c in datasets.GERMAN_CREDIT_CATEGORICAL}),
+        y=y_train,
+        dataset_id="uci-statlog-german-credit/train-70pct",
+        fit=True,
+        description="Histogram gradient boosting on all 20 attributes",
+    )
+    reg.transition(dana, MODEL, challenger.version, "validation")
+    reg.record_validation(
+        victor, MODEL, challenger.version, outcome="pass", summary="benchmark challenger"
+    )
+    reg.set_alias(dana, MODEL, challenger.version, "shadow")
+    console.print(
+        f"v{challenger.version} ({challenger.source['model_class'].rsplit('.', 1)[-1]}) scores "
+        "every request off the response path; its decisions are logged, never returned"
+    )
+
+    _step(console, 7, "Serving the champion over HTTP and replaying the holdout applicants")
+    reg.identity.create_user(admin, "loan-origination", ["service"])
+    token = reg.identity.issue_token(admin, "loan-origination", label="demo")
+    with _running_server(reg) as base:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        decided = []
+        for i, (idx, row) in enumerate(X_test.iterrows()):
+            features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            body = {
+                "request_id": f"demo-{idx}",
+                "entity_key": f"applicant-{idx}",
+                "features": features,
+            }
+            decided.append(_post(f"{base}/v1/models/{MODEL}/score", body, headers))
+            if i == 0:
+                first = decided[0]
+                reasons = "; ".join(r["feature"] for r in first["reason_codes"]) or "none"
+                console.print(
+                    f"POST /v1/models/{MODEL}/score -> {first['decision']} (score "
+                    f"{first['score']:.3f}, v{first['version']}), top reasons: {reasons}"
+                )
+        shadow_rows = _wait_for_shadows(reg, len(decided))
+    by_id = {d["decision_id"]: d for d in decided}
+    matrix = {(a, b): 0 for a in ("approve", "decline") for b in ("approve", "decline")}
+    for decision_id, shadow_decision in shadow_rows:
+        matrix[(by_id[decision_id]["decision"], shadow_decision)] += 1
+    agree = matrix[("approve", "approve")] + matrix[("decline", "decline")]
+    t = Table(
+        f"champion v{decided[0]['version']} \\ shadow v{challenger.version}", "approve", "decline"
+    )
+    for a in ("approve", "decline"):
+        t.add_row(a, str(matrix[(a, "approve")]), str(matrix[(a, "decline")]))
+    console.print(
+        f"{len(decided)} decisions logged before their responses; shadow agreement "
+        f"{agree}/{len(shadow_rows)} = {agree / max(len(shadow_rows), 1):.1%}"
+    )
+    console.print(t)
+    console.print(
+        "The challenger stays in shadow until the experiment analysis and canary rollout land "
+        "(issues 4 and 7)."
+    )
+
+
+@contextlib.contextmanager
+def _running_server(reg: Registry) -> Iterator[str]:
+    import uvicorn
+
+    from charter.serving.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(reg, refresh_seconds=3600), host="127.0.0.1", port=port,
+                       log_level="warning")
+    )  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the demo server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        result: dict[str, Any] = json.loads(r.read())
+    return result
+
+
+def _wait_for_shadows(reg: Registry, expected: int) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from charter.storage.schema import shadow_scores
+
+    deadline = time.monotonic() + 30
+    while True:
+        with reg.db.read() as conn:
+            rows = [
+                (r.decision_id, r.decision)
+                for r in conn.execute(select(shadow_scores.c.decision_id, shadow_scores.c.decision))
+            ]
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
 
 
 def _story(reg: Registry, console: Console) -> None:
@@ -174,7 +318,9 @@ def _story(reg: Registry, console: Console) -> None:
     holder = reg.alias_holder_at(MODEL, "champion", now)
     console.print(f"champion of {MODEL} at {now:%Y-%m-%d %H:%M:%S} UTC: version {holder}")
 
-    _step(console, 6, "The audit trail")
+    _serve_and_shadow(reg, console, admin, dana, victor, petra, X_train, y_train, X_test)
+
+    _step(console, 8, "The audit trail")
     t = Table("seq", "actor", "role", "action", "subject")
     for ev in reg.audit_log(model_name=MODEL):
         t.add_row(str(ev.seq), ev.actor, ev.role, ev.action, ev.subject)
