@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -117,6 +118,8 @@ COLUMNS = (
 )  # fmt: skip
 
 _STOP = object()
+CHECKPOINT_SECONDS = 5.0
+log = logging.getLogger("charter.serving")
 
 
 class DecisionLog:
@@ -138,10 +141,25 @@ class DecisionLog:
             self._lock_path = f"{db.engine.url.database}.decision-log.lock"
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.batches = 0  # committed groups, for metrics and tests
         self.rows = 0
 
+    def _checkpoints(self) -> None:
+        while not self._stopping.wait(CHECKPOINT_SECONDS):
+            try:
+                self.db.checkpoint()
+            except (StoreUnavailable, exc.SQLAlchemyError) as e:
+                log.warning("WAL checkpoint failed (will retry): %s", e)
+
     def start(self) -> None:
+        if self.db.dialect == "sqlite" and self._checkpointer is None:
+            self._stopping.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoints, name="charter-wal-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="charter-decision-log", daemon=True
@@ -149,6 +167,10 @@ class DecisionLog:
             self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=30)
+            self._checkpointer = None
         if self._thread is not None:
             self._q.put(_STOP)
             self._thread.join(timeout=30)
