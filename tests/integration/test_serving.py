@@ -136,6 +136,9 @@ def test_overflowing_number_lone_surrogate_and_huge_body(
     h = {**served.headers(), "content-type": "application/json"}
     r = client.post(f"/v1/models/{MODEL}/score", content=overflow.encode(), headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "features.age_in_years"
+    huge = overflow.replace("1e400", "1" + "0" * 400)  # an integer no float can hold
+    r = client.post(f"/v1/models/{MODEL}/score", content=huge.encode(), headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "features.age_in_years"
     surrogate = base.replace('"purpose": "', '"purpose": "\\ud800', 1)
     r = client.post(f"/v1/models/{MODEL}/score", content=surrogate.encode(), headers=h)
     assert r.status_code == 422 and r.json()["error"]["field"] == "features.purpose"

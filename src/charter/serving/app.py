@@ -41,6 +41,7 @@ from charter.ids import uuid7
 from charter.registry.service import Registry
 from charter.serving.compiled import reason_codes
 from charter.serving.decision_log import DecisionLog, DecisionRecord, get_decision
+from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
 from charter.serving.validation import FieldError, RequestInvalid, check_text, parse_json
@@ -429,6 +430,7 @@ def create_app(
 
     app.state.score_core = score_core
     app.add_middleware(FastScorePath, core=score_core)
+    add_v2_routes(app, svc, score_core)
 
     # ------------------------------------------------------------------------- outcomes
     @app.post("/v1/outcomes", summary="Attach delayed labels to decisions (idempotent)")

@@ -156,7 +156,10 @@ class InputValidator:
                         )
                     )
                     continue
-                x = float(v)
+                try:
+                    x = float(v)
+                except OverflowError:  # an integer literal too large for a float
+                    x = math.inf
                 if not math.isfinite(x):
                     errors.append(FieldError(field, "must be finite", "send a finite number"))
                     continue
