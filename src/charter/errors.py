@@ -161,6 +161,14 @@ class StoreUnavailable(CharterError):
     http_status = 503
 
 
+class ScoringFailed(CharterError):
+    """A model raised while scoring a request that had passed validation (a server fault)."""
+
+    code = "scoring_failed"
+    exit_code = 1
+    http_status = 500
+
+
 class OptionalDependencyMissing(CharterError, ImportError):
     """A feature needs an optional extra that is not installed."""
 

@@ -277,3 +277,27 @@ def test_operations_endpoints(client: TestClient, served: Served) -> None:
     )
     listed = client.get("/v1/models", headers=served.headers()).json()
     assert listed["models"][0]["name"] == MODEL
+
+
+def test_a_model_that_fails_gives_a_json_500_and_logs_nothing(
+    client: TestClient, served: Served
+) -> None:
+    rt = client.app.state.service.runtime.get(MODEL)
+    scorer = rt.champion.scorer
+
+    class Broken:
+        kind = "broken"
+
+        def score_one(self, row: dict[str, Any]) -> float:
+            raise ValueError("matrix is singular")
+
+        def contributions(self, row: dict[str, Any]) -> None:
+            return None
+
+    object.__setattr__(rt.champion, "scorer", Broken())
+    try:
+        r = score(client, served, {"features": served.rows[0]})
+    finally:
+        object.__setattr__(rt.champion, "scorer", scorer)
+    assert r.status_code == 500 and r.json()["error"]["code"] == "scoring_failed"
+    assert "singular" in r.json()["error"]["message"] and count(served) == 0

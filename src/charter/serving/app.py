@@ -36,7 +36,13 @@ from starlette.background import BackgroundTask
 
 from charter.clock import iso, system_clock
 from charter.entities import Actor, Role
-from charter.errors import AuthenticationFailed, CharterError, NotFound, PermissionDenied
+from charter.errors import (
+    AuthenticationFailed,
+    CharterError,
+    NotFound,
+    PermissionDenied,
+    ScoringFailed,
+)
 from charter.ids import uuid7
 from charter.registry.service import Registry
 from charter.serving.compiled import reason_codes
@@ -285,8 +291,15 @@ def create_app(
         if errors:
             raise RequestInvalid(errors)
         start = time.perf_counter()
-        score = float(served.scorer.score_one(features))
-        contributions = served.scorer.contributions(features)
+        try:
+            score = float(served.scorer.score_one(features))
+            contributions = served.scorer.contributions(features)
+        except (CharterError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+            log.exception("%s v%s failed to score a validated request", rt.name, served.version)
+            raise ScoringFailed(
+                f"version {served.version} of {rt.name} could not score this request: {e}",
+                remedy="this is a fault of the model, not of the request: tell the model owner",
+            ) from e
         reasons = (
             [
                 {"feature": r.feature, "contribution": r.contribution, "text": r.text}
@@ -401,7 +414,7 @@ def create_app(
             else:
                 scored = [score_item(rt, body, "")]
                 batch = False
-        except RequestInvalid as e:
+        except (RequestInvalid, ScoringFailed) as e:
             svc.metrics.errors.labels(name, e.code).inc()
             return e.http_status, {"error": e.to_dict()}, None
         futures = [svc.decision_log.submit(rec) for rec, _, _ in scored]
