@@ -78,6 +78,12 @@ class _Any:
 
 
 ANY: Any = _Any()
+
+CANARY_EVENTS = {
+    "advance": "canary.advanced",
+    "promote": "canary.promoted",
+    "rollback": "canary.rolled_back",
+}
 """``expected=ANY``: do not check which version held the alias before."""
 
 
@@ -1336,6 +1342,195 @@ class Registry:
             return payload
 
         return self._guarded(actor, "traffic.set", subject, body)
+
+    # ------------------------------------------------------------------ canary rollouts
+    def start_canary(self, actor: Actor, name: str, version: int, plan: Any) -> dict[str, Any]:
+        """Start a canary rollout of an approved version under ``plan`` (a CanaryPlan or its
+        dict): it answers for the plan's first share of applicants from then on."""
+        from charter.serving.routing import CanaryPlan, CanaryState
+
+        p = plan if isinstance(plan, CanaryPlan) else CanaryPlan.from_dict(plan)
+        subject = audit.Subject("version", f"{name}/{version}", name)
+
+        def body(conn: Connection) -> dict[str, Any]:
+            m = self._model_row(conn, name)
+            v = self._version_row(conn, m, version)
+            # A canary is a version put into service: the champion's rules apply.
+            check = lifecycle.check_alias(self._facts(conn, v), actor, AliasName.CHAMPION)
+            self._enforce(conn, actor, check, subject, None)
+            champion = self._champion_version(conn, m.id)
+            if champion is None or champion == version:
+                raise TransitionNotAllowed(
+                    f"a canary needs a champion to compare with, other than version {version}",
+                    remedy="promote a champion first; a canary tries a new version against it",
+                )
+            cur = conn.execute(
+                select(traffic_policies).where(traffic_policies.c.model_id == m.id)
+            ).first()
+            if cur is not None and cur.canary_state is not None:
+                running = jsonutil.loads(cur.canary_state).get("status") == "running"
+                if running:
+                    raise Conflict(
+                        f"a canary of version {cur.canary_version} is already running",
+                        remedy="wait for it to be promoted or rolled back",
+                    )
+            now = iso(self.clock())
+            values = {
+                "canary_version": version,
+                "canary_share": p.steps[0],
+                "canary_plan": jsonutil.dumps(p.to_dict()),
+                "canary_state": jsonutil.dumps(CanaryState().to_dict()),
+                "canary_window_start": now,
+                "updated_by": actor.username,
+                "updated_at": now,
+            }
+            if cur is None:
+                conn.execute(
+                    traffic_policies.insert().values(
+                        model_id=m.id, challenger_share=0.0, salt=name, revision=1, **values
+                    )
+                )
+            else:
+                conn.execute(
+                    traffic_policies.update()
+                    .where(traffic_policies.c.model_id == m.id)
+                    .values(revision=cur.revision + 1, **values)
+                )
+            payload = {"version": version, "champion": champion, "plan": p.to_dict()}
+            audit.append(
+                conn,
+                actor=actor,
+                role=self._acting_role(actor, lifecycle.ALIAS_ROLES[AliasName.CHAMPION], False),
+                action="canary.started",
+                subject=subject,
+                payload=payload,
+                clock=self.clock,
+            )
+            return payload
+
+        return self._guarded(actor, "canary.start", subject, body)
+
+    def canary(self, name: str) -> dict[str, Any] | None:
+        """The model's canary rollout (version, share, plan, state, window start), if any."""
+        with self.db.read() as conn:
+            m = self._model_row(conn, name)
+            r = conn.execute(
+                select(traffic_policies).where(traffic_policies.c.model_id == m.id)
+            ).first()
+        if r is None or r.canary_plan is None:
+            return None
+        return {
+            "version": r.canary_version,
+            "share": r.canary_share,
+            "plan": jsonutil.loads(r.canary_plan),
+            "state": jsonutil.loads(r.canary_state),
+            "window_start": r.canary_window_start,
+        }
+
+    def canary_step(
+        self, name: str, observation: Any, *, window_end: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        """Apply one guardrail observation (decisions since the last step) to the running canary,
+        as the automation identity: hold, advance, promote (the canary becomes champion) or roll
+        back. Every action but "hold" is an audit event."""
+        from charter.identity import AUTOMATION_USER
+        from charter.serving.routing import CanaryPlan, CanaryState, advance, share
+
+        bot = self.identity.actor(AUTOMATION_USER)
+        subject = audit.Subject("model", name, name)
+
+        def body(conn: Connection) -> tuple[str, dict[str, Any]]:
+            m = self._model_row(conn, name)
+            r = conn.execute(
+                select(traffic_policies).where(traffic_policies.c.model_id == m.id)
+            ).first()
+            if r is None or r.canary_plan is None:
+                raise NotFound(f"model {name!r} has no canary", field="name")
+            plan = CanaryPlan.from_dict(jsonutil.loads(r.canary_plan))
+            state = CanaryState.from_dict(jsonutil.loads(r.canary_state))
+            new, action = advance(plan, state, observation)
+            if action == "none":
+                return action, new.to_dict()
+            values: dict[str, Any] = {
+                "canary_state": jsonutil.dumps(new.to_dict()),
+                "canary_share": share(plan, new) if action != "promote" else 0.0,
+                "canary_window_start": iso(window_end),
+            }
+            if action != "hold":
+                values.update(revision=r.revision + 1, updated_by=bot.username,
+                              updated_at=iso(self.clock()))  # fmt: skip
+            conn.execute(
+                traffic_policies.update()
+                .where(traffic_policies.c.model_id == m.id)
+                .values(**values)
+            )
+            if action == "promote":
+                self._promote_canary(conn, bot, m, int(r.canary_version))
+            if action != "hold":
+                audit.append(
+                    conn,
+                    actor=bot,
+                    role=Role.SERVICE.value,
+                    action=CANARY_EVENTS[action],
+                    subject=audit.Subject("version", f"{name}/{r.canary_version}", name),
+                    payload={
+                        "version": r.canary_version,
+                        "from_share": r.canary_share,
+                        "to_share": values["canary_share"],
+                        "reason": new.reason,
+                        "observation": observation.to_dict(),
+                    },
+                    clock=self.clock,
+                )
+            return action, new.to_dict()
+
+        return self._guarded(bot, "canary.step", subject, body)
+
+    def _promote_canary(self, conn: Connection, bot: Actor, m: Row[Any], version: int) -> None:
+        """Inside the canary step's transaction: the canary version becomes the champion."""
+        v = self._version_row(conn, m, version)
+        facts = self._facts(conn, v)
+        self._enforce(
+            conn,
+            bot,
+            lifecycle.check_alias(facts, bot, AliasName.CHAMPION),
+            audit.Subject("version", f"{m.name}/{version}", m.name),
+            None,
+        )
+        cur = conn.execute(
+            select(model_aliases.c.revision, model_versions.c.version)
+            .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+            .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == "champion")
+        ).one()
+        now = iso(self.clock())
+        conn.execute(
+            model_aliases.update()
+            .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == "champion")
+            .values(version_id=v.id, revision=cur.revision + 1, set_by=bot.username, set_at=now)
+        )
+        stage = lifecycle.stage_after_alias(facts.stage, AliasName.CHAMPION)
+        if stage != facts.stage:
+            conn.execute(
+                model_versions.update().where(model_versions.c.id == v.id).values(stage=stage.value)
+            )
+        audit.append(
+            conn,
+            actor=bot,
+            role=Role.SERVICE.value,
+            action=audit.ALIAS_SET,
+            subject=audit.Subject("version", f"{m.name}/{version}", m.name),
+            payload={
+                "alias": "champion",
+                "version": version,
+                "previous": int(cur.version),
+                "revision": cur.revision + 1,
+                "stage": stage.value,
+                "artifact_sha256": v.artifact_sha256,
+                "comment": "canary promoted: every guardrail held at every step",
+                "override": False,
+            },
+            clock=self.clock,
+        )
 
     def alias_holder_at(self, name: str, alias: str | AliasName, at: datetime) -> int | None:
         """Which version held ``alias`` at time ``at``, from the audit trail."""

@@ -213,6 +213,7 @@ def create_app(
     *,
     refresh_seconds: float = 1.0,
     decision_log: DecisionLog | None = None,
+    canary_seconds: float = 10.0,
 ) -> FastAPI:
     """The service over ``registry``'s database and artifacts."""
     svc = Service(
@@ -232,6 +233,19 @@ def create_app(
             except CharterError as e:  # the database is away; keep serving what is loaded
                 log.warning("model refresh failed: %s", e)
 
+    async def canary_controller() -> None:
+        from charter.serving.canary import tick
+
+        while True:
+            await asyncio.sleep(canary_seconds)
+            for name, rt in list(svc.runtime.models.items()):
+                if rt.policy.canary is None:
+                    continue
+                try:
+                    await asyncio.to_thread(tick, registry, name, system_clock())
+                except CharterError as e:
+                    log.warning("canary step of %s failed: %s", name, e)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         svc.decision_log.start()
@@ -241,13 +255,16 @@ def create_app(
         # flight for tens of milliseconds.
         gc.collect()
         gc.freeze()
-        task = asyncio.create_task(refresher())
+        tasks = [asyncio.create_task(refresher())]
+        if canary_seconds > 0:
+            tasks.append(asyncio.create_task(canary_controller()))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             svc.decision_log.stop()
 
     app = CharterAPI(
@@ -296,6 +313,15 @@ def create_app(
             contributions = served.scorer.contributions(features)
         except (CharterError, ArithmeticError, LookupError, TypeError, ValueError) as e:
             log.exception("%s v%s failed to score a validated request", rt.name, served.version)
+            svc.decision_log.submit_error(
+                {
+                    "model_name": rt.name,
+                    "version": served.version,
+                    "variant": decision.variant,
+                    "message": str(e)[:1000],
+                    "created_at": iso(system_clock()),
+                }
+            )
             raise ScoringFailed(
                 f"version {served.version} of {rt.name} could not score this request: {e}",
                 remedy="this is a fault of the model, not of the request: tell the model owner",

@@ -32,7 +32,7 @@ from sqlalchemy import exc, select
 from charter.errors import StoreUnavailable
 from charter.storage import jsonutil
 from charter.storage.db import Database
-from charter.storage.schema import decisions, shadow_scores
+from charter.storage.schema import decisions, scoring_errors, shadow_scores
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,10 @@ class DecisionLog:
         self._q.put(("decision", record, fut))
         return fut
 
+    def submit_error(self, row: dict[str, Any]) -> None:
+        """A request a model failed to score (for the canary's error guardrail), best-effort."""
+        self._q.put(("error", row, None))
+
     def submit_shadow(self, row: dict[str, Any]) -> None:
         """Shadow scores are logged best-effort, off the response path."""
         self._q.put(("shadow", row, None))
@@ -209,6 +213,7 @@ class DecisionLog:
     def _write(self, batch: list[tuple[str, Any, Future[Logged] | None]]) -> None:
         main = [(rec, fut) for kind, rec, fut in batch if kind == "decision" and fut is not None]
         shadows = [rec for kind, rec, _ in batch if kind == "shadow"]
+        failures = [rec for kind, rec, _ in batch if kind == "error"]
         # Repeated request ids within one batch: the first is written, the others follow it.
         first: dict[str, DecisionRecord] = {}
         followers: list[tuple[DecisionRecord, Future[Logged]]] = []
@@ -220,7 +225,7 @@ class DecisionLog:
                 first[rec.request_id] = rec
                 unique.append((rec, fut))
         try:
-            results = self._insert(unique, shadows)
+            results = self._insert(unique, shadows, failures)
         except (StoreUnavailable, exc.SQLAlchemyError, OSError) as e:
             # The database failed: nothing in this batch is acknowledged.
             err = StoreUnavailable(
@@ -250,13 +255,19 @@ class DecisionLog:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _insert(
-        self, items: list[tuple[DecisionRecord, Future[Logged]]], shadows: list[dict[str, Any]]
+        self,
+        items: list[tuple[DecisionRecord, Future[Logged]]],
+        shadows: list[dict[str, Any]],
+        failures: list[dict[str, Any]] | None = None,
     ) -> list[Logged]:
         with self._writer_turn():
-            return self._insert_locked(items, shadows)
+            return self._insert_locked(items, shadows, failures or [])
 
     def _insert_locked(
-        self, items: list[tuple[DecisionRecord, Future[Logged]]], shadows: list[dict[str, Any]]
+        self,
+        items: list[tuple[DecisionRecord, Future[Logged]]],
+        shadows: list[dict[str, Any]],
+        failures: list[dict[str, Any]] | None = None,
     ) -> list[Logged]:
         recs = [r for r, _ in items]
         try:
@@ -269,6 +280,8 @@ class DecisionLog:
                     conn.exec_driver_sql(self._insert_sql, [r.values() for r in new])
                 if shadows:
                     conn.execute(shadow_scores.insert(), shadows)
+                if failures:
+                    conn.execute(scoring_errors.insert(), failures)
         except exc.IntegrityError:
             # A concurrent writer (another worker) logged one of these ids between our read and
             # insert: take them one at a time.

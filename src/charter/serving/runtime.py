@@ -96,13 +96,15 @@ class Runtime:
                 .order_by(models.c.name, model_aliases.c.alias)
             ).all()
             traffic = {
-                r.name: (r.challenger_share, r.salt, r.revision)
+                r.name: (r.challenger_share, r.salt, r.revision, r.canary_version, r.canary_share)
                 for r in conn.execute(
                     select(
                         models.c.name,
                         traffic_policies.c.challenger_share,
                         traffic_policies.c.salt,
                         traffic_policies.c.revision,
+                        traffic_policies.c.canary_version,
+                        traffic_policies.c.canary_share,
                     ).join(traffic_policies, traffic_policies.c.model_id == models.c.id)
                 )
             }
@@ -147,17 +149,25 @@ class Runtime:
         challenger = by_alias.get(AliasName.CHALLENGER.value)
         shadow = by_alias.get(AliasName.SHADOW.value)
         share, salt = (traffic[0], traffic[1]) if traffic else (0.0, "")
+        canary, canary_share = (traffic[3], traffic[4]) if traffic else (None, 0.0)
+        if canary is not None and (canary_share <= 0 or canary in (champion, challenger)):
+            canary, canary_share = None, 0.0  # rolled back, promoted, or not started
         policy = TrafficPolicy(
             model=name,
             champion=champion,
             challenger=challenger,
             challenger_share=share if challenger is not None else 0.0,
-            shadows=(shadow,)
-            if shadow is not None and shadow not in (champion, challenger)
-            else (),
+            canary=canary,
+            canary_share=canary_share if canary is not None else 0.0,
+            shadows=tuple(
+                v
+                for v in ((shadow,) if shadow is not None else ())
+                if v not in (champion, challenger, canary)
+            ),
             salt=salt,
         )
-        wanted = {champion, *(() if challenger is None else (challenger,)), *policy.shadows}
+        wanted = {champion, *policy.shadows}
+        wanted |= {v for v in (challenger, canary) if v is not None}
         versions = {v: self._served(name, v) for v in sorted(wanted)}
         return ModelRuntime(name, signature, policy, versions)
 

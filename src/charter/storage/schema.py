@@ -195,7 +195,26 @@ traffic_policies = Table(
     Column("revision", Integer, nullable=False),
     Column("updated_by", String(64), nullable=False),
     Column("updated_at", TS, nullable=False),
+    # migration 0004: a canary rollout in progress (plan and state are JSON)
+    Column("canary_version", Integer, nullable=True),
+    Column("canary_share", Float, nullable=False, server_default="0"),
+    Column("canary_plan", Text, nullable=True),
+    Column("canary_state", Text, nullable=True),
+    Column("canary_window_start", TS, nullable=True),
 )
+
+# Requests that passed validation but that a model failed to score (migration 0004).
+scoring_errors = Table(
+    "scoring_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("variant", String(20), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+Index("ix_scoring_errors_model_created", scoring_errors.c.model_name, scoring_errors.c.created_at)
 
 Index("ix_decisions_model_created", decisions.c.model_name, decisions.c.created_at)
 Index("ix_shadow_scores_decision", shadow_scores.c.decision_id)
