@@ -9,7 +9,9 @@
 6. A gradient-boosting challenger is validated and put in shadow.
 7. The champion is served over HTTP; the holdout applicants are replayed; every decision is logged
    before its response, and the shadow's agreement with the champion is shown.
-8. The audit trail and its verification.
+8. The challenger is approved and rolled out as a canary that the automation advances, promotes
+   or rolls back on guardrails measured from the decision log.
+9. The audit trail and its verification.
 
 Later issues extend this story (serving, monitoring, reports); keep it one script of steps.
 """
@@ -154,10 +156,45 @@ def _serve_and_shadow(
         f"{agree}/{len(shadow_rows)} = {agree / max(len(shadow_rows), 1):.1%}"
     )
     console.print(t)
+
+    _step(console, 8, "A canary of the challenger, guarded by the decision log")
+    reg.transition(petra, MODEL, challenger.version, "approved", comment="approved for a canary")
+    plan = {
+        "steps": [0.2, 0.5, 1.0],
+        "min_decisions": 40,
+        "max_error_rate": 0.01,
+        "max_latency_p99_ms": 50.0,
+        "max_score_psi": 0.25,
+        "max_approval_rate_delta": 0.10,
+    }
+    reg.start_canary(petra, MODEL, challenger.version, plan)
     console.print(
-        "The challenger stays in shadow until the experiment analysis and canary rollout land "
-        "(issues 4 and 7)."
+        f"petra started a canary of v{challenger.version}: 20% -> 50% -> 100% of applicants, "
+        "each step held for 40 decisions; rolled back at once if the error rate exceeds 1%, p99 "
+        "latency 50 ms, score PSI 0.25 or the approval-rate gap 10 points"
     )
+    from charter.serving.canary import tick
+
+    with _running_server(reg) as base:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        for round_ in range(1, 4):
+            for idx, row in X_test.iterrows():
+                features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                body = {
+                    "request_id": f"canary-{round_}-{idx}",
+                    "entity_key": f"applicant-{idx}",
+                    "features": features,
+                }
+                _post(f"{base}/v1/models/{MODEL}/score", body, headers)
+            result = tick(reg, MODEL, datetime.now(UTC))
+            if result is None:
+                break
+            action, state = result
+            console.print(f"round {round_}: {action}: {state['reason']}")
+            if action in ("promote", "rollback"):
+                break
+    champion = reg.get_model(MODEL).champion_version
+    console.print(f"champion of {MODEL} is now version {champion}")
 
 
 @contextlib.contextmanager
@@ -169,10 +206,8 @@ def _running_server(reg: Registry) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(reg, refresh_seconds=3600), host="127.0.0.1", port=port,
-                       log_level="warning")
-    )  # fmt: skip
+    app = create_app(reg, refresh_seconds=3600, canary_seconds=0)  # the demo steps canaries itself
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -320,7 +355,7 @@ def _story(reg: Registry, console: Console) -> None:
 
     _serve_and_shadow(reg, console, admin, dana, victor, petra, X_train, y_train, X_test)
 
-    _step(console, 8, "The audit trail")
+    _step(console, 9, "The audit trail")
     t = Table("seq", "actor", "role", "action", "subject")
     for ev in reg.audit_log(model_name=MODEL):
         t.add_row(str(ev.seq), ev.actor, ev.role, ev.action, ev.subject)
