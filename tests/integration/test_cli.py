@@ -156,4 +156,5 @@ def test_demo_runs_and_ends_with_a_verified_chain(tmp_path: Path) -> None:
     assert _last_line(r.stdout).startswith("audit chain verified")
     assert "may not validate" in r.stdout and "1 model(s) in production: 1 high" in r.stdout
     assert "300 decisions logged before their responses; shadow agreement" in r.stdout
-    assert "started a canary" in r.stdout and "champion of german-credit-scorecard is now" in r.stdout
+    assert "started a canary" in r.stdout
+    assert "champion of german-credit-scorecard is now" in r.stdout
