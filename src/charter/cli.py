@@ -43,11 +43,13 @@ versions_app = typer.Typer(help="Model versions and their lineage.", no_args_is_
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
 inventory_app = typer.Typer(help="Inventory exports for the model risk team.", no_args_is_help=True)
+canary_app = typer.Typer(help="Canary rollouts with automatic rollback.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(versions_app, name="versions")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(inventory_app, name="inventory")
+app.add_typer(canary_app, name="canary")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -789,6 +791,79 @@ def drift(
             out.print(f"report written to {report}")
     if fail_on is not None and TIERS.index(result.worst_tier) >= TIERS.index(fail_on):
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------- canary
+@canary_app.command("start")
+@handled
+def canary_start(
+    name: str,
+    version: int,
+    steps: Annotated[str, typer.Option(help="Shares of applicants, e.g. 0.05,0.2,1.0.")] = (
+        "0.05,0.2,1.0"
+    ),
+    min_decisions: Annotated[int, typer.Option(help="Decisions each step must hold for.")] = 500,
+    max_error_rate: Annotated[float, typer.Option(help="Roll back above this.")] = 0.01,
+    max_latency_ms: Annotated[float, typer.Option(help="Roll back above this p99.")] = 50.0,
+    max_score_psi: Annotated[float, typer.Option(help="Score PSI against the champion.")] = 0.10,
+    max_approval_delta: Annotated[float, typer.Option(help="Approval-rate gap.")] = 0.05,
+    token: TokenOpt = None,
+) -> None:
+    """Start a canary of an approved version (approvers; never the version's developer)."""
+    try:
+        shares = [float(x) for x in steps.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidArgument(
+            f"--steps {steps!r} is not a list of shares", field="steps", remedy="e.g. 0.05,0.2,1.0"
+        ) from None
+    plan = {
+        "steps": shares,
+        "min_decisions": min_decisions,
+        "max_error_rate": max_error_rate,
+        "max_latency_p99_ms": max_latency_ms,
+        "max_score_psi": max_score_psi,
+        "max_approval_rate_delta": max_approval_delta,
+    }
+    reg = _registry()
+    reg.start_canary(_actor(reg, token), name, version, plan)
+    out.print(f"canary of {name} v{version} started at {shares[0]:.0%} of applicants")
+
+
+@canary_app.command("status")
+@handled
+def canary_status(name: str, as_json: JsonOpt = False) -> None:
+    """The model's canary: version, share, plan and state."""
+    c = _registry().canary(name)
+    if as_json:
+        _print_json(c)
+        return
+    if c is None:
+        out.print(f"{name} has no canary")
+        return
+    st = c["state"]
+    out.print(
+        f"{name} v{c['version']}: {st['status']} at {c['share']:.0%} of applicants "
+        f"(step {st['step'] + 1} of {len(c['plan']['steps'])}); {st['reason'] or 'just started'}"
+    )
+
+
+@canary_app.command("step")
+@handled
+def canary_step(name: str, token: TokenOpt = None) -> None:
+    """Judge the running canary now on the decisions since its last step (service, admin)."""
+    from charter.clock import system_clock
+    from charter.entities import Role
+    from charter.identity import require_role
+    from charter.serving.canary import tick
+
+    reg = _registry()
+    require_role(_actor(reg, token), Role.SERVICE, Role.ADMIN, action="step a canary")
+    result = tick(reg, name, system_clock())
+    if result is None:
+        out.print(f"{name} has no running canary")
+        return
+    action, state = result
+    out.print(f"{action}: {state['reason']}")
 
 
 # ---------------------------------------------------------------------------------------- serve

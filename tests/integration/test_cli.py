@@ -102,6 +102,20 @@ def test_the_whole_governed_path(cli: Cli, tmp_path: Path) -> None:
     assert inv["summary"]["in_production_by_tier"] == {"high": 1, "medium": 0, "low": 0}
     assert "1 models in production:** 1 high" in cli("inventory", "export", "--format", "md")
 
+    # A canary of a second version.
+    cli("register", "pd-model", "--file", str(f), "--format", "skops", token=tokens["dana"])
+    cli("transition", "pd-model", "2", "--to", "validation", token=tokens["dana"])
+    cli("validate", "pd-model", "2", "--outcome", "pass", "--summary", "ok", token=tokens["victor"])
+    cli("transition", "pd-model", "2", "--to", "approved", token=tokens["petra"])
+    out = cli("canary", "start", "pd-model", "2", "--steps", "0.5,1.0", "--min-decisions", "10",
+              token=tokens["petra"])  # fmt: skip
+    assert "started at 50%" in out
+    assert "running at 50%" in cli("canary", "status", "pd-model")
+    assert "permission_denied" in cli("canary", "step", "pd-model", token=tokens["dana"], code=3)
+    assert "hold: holding at step 1 of 2" in cli("canary", "step", "pd-model", token=admin)
+    assert "field: steps" in cli("canary", "start", "pd-model", "2", "--steps", "a,b",
+                                 token=tokens["petra"], code=2)  # fmt: skip
+
 
 def test_bad_input_exits_2_names_the_field_and_writes_nothing(cli: Cli) -> None:
     admin = _last_line(cli("init", "--admin", "ada"))
