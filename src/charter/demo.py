@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -199,27 +197,12 @@ def _serve_and_shadow(
 
 @contextlib.contextmanager
 def _running_server(reg: Registry) -> Iterator[str]:
-    import uvicorn
-
     from charter.serving.app import create_app
+    from charter.serving.local import serve_in_thread
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     app = create_app(reg, refresh_seconds=3600, canary_seconds=0)  # the demo steps canaries itself
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the demo server did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from charter import datasets
 from charter.registry.service import Registry
 from charter.serving.app import create_app
+from charter.serving.local import serve_in_thread
 
 MODEL = "gc-scorecard"
 
@@ -82,6 +83,13 @@ def served(registry: Registry, people: Any) -> Served:
         for r in X.to_dict("records")
     ]
     return Served(registry, people, token, rows)
+
+
+@pytest.fixture
+def live(served: Served) -> Iterator[int]:
+    """The app over real HTTP on a free loopback port (yields the port)."""
+    with serve_in_thread(create_app(served.registry, refresh_seconds=3600)) as port:
+        yield port
 
 
 @pytest.fixture

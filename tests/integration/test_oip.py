@@ -4,14 +4,11 @@ the real ``tritonclient[http]`` client against a live server."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -20,7 +17,6 @@ from charter.serving.app import create_app
 from charter.storage.schema import decisions
 
 from .conftest import MODEL, Served, add_version
-from .test_serving_http import free_port
 
 INFER = f"/v2/models/{MODEL}/infer"
 OUTPUT_NAMES = ["score", "decision", "decision_id", "version", "variant"]
@@ -403,29 +399,6 @@ def test_auth(client: TestClient, served: Served) -> None:
 
 
 # ----------------------------------------------------------------------------- tritonclient
-
-
-@pytest.fixture
-def live(served: Served) -> Iterator[int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(served.registry, refresh_seconds=3600),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
-    )
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    t.join(timeout=30)
 
 
 NUMPY_TYPES = {"FP64": np.float64, "INT64": np.int64, "BOOL": np.bool_, "BYTES": np.object_}

@@ -7,54 +7,21 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 from charter import audit
-from charter.serving.app import create_app
+from charter.serving.local import free_port
 from charter.storage.schema import decisions
 
 from .conftest import MODEL, Served
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live(served: Served) -> Iterator[int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(served.registry, refresh_seconds=3600),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-        )
-    )
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    t.join(timeout=30)
 
 
 class Client:
