@@ -301,3 +301,22 @@ def test_a_model_that_fails_gives_a_json_500_and_logs_nothing(
         object.__setattr__(rt.champion, "scorer", scorer)
     assert r.status_code == 500 and r.json()["error"]["code"] == "scoring_failed"
     assert "singular" in r.json()["error"]["message"] and count(served) == 0
+
+
+def test_nul_characters_float_labels_and_far_dates_are_refused(
+    client: TestClient, served: Served
+) -> None:
+    r = score(client, served, {"request_id": "a\x00b", "features": served.rows[0]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "request_id"
+    d = score(client, served, {"features": served.rows[0]}).json()["decision_id"]
+    h = served.headers()
+    for bad, field in (
+        ({"decision_id": d, "label": 1.0}, "outcomes[0].label"),
+        ({"decision_id": d, "label": 1, "observed_at": "0999-01-01"}, "outcomes[0].observed_at"),
+        ({"decision_id": d, "label": 1, "observed_at": "9999-12-31T23:59:59-23:59"},
+         "outcomes[0].observed_at"),
+        ({"decision_id": "a\x00b", "label": 1}, "outcomes[0].decision_id"),
+    ):  # fmt: skip
+        r = client.post("/v1/outcomes", json={"outcomes": [bad]}, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, bad
+    assert count(served, outcomes) == 0 and count(served) == 1

@@ -26,7 +26,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -60,6 +60,27 @@ MAX_BATCH = 1000
 TOKEN_CACHE_SECONDS = 30.0
 SCORE_ROLES = (Role.SERVICE, Role.ADMIN)
 READ_ROLES = (Role.SERVICE, Role.ADMIN, Role.AUDITOR, Role.VALIDATOR, Role.APPROVER)
+
+_ERROR_CAUSES = {
+    400: "The body is not UTF-8 JSON, or is nested too deeply",
+    401: "No API token, or an unknown, revoked or expired one",
+    403: "The token's user lacks the role this route needs",
+    404: "No such model being served, or no such decision",
+    409: "The decision already has a different outcome; outcomes are final",
+    413: f"The body is larger than {MAX_BODY_BYTES} bytes",
+    422: "One or more fields are invalid; details.errors names each one",
+    503: "The database cannot be reached or written; nothing was decided or recorded",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a v1 route can answer, each with the
+    ``{"error": {...}}`` body (the ``Error`` schema, added by ``CharterAPI.openapi``)."""
+    ref = {"$ref": "#/components/schemas/Error"}
+    return {
+        s: {"description": _ERROR_CAUSES[s], "content": {"application/json": {"schema": ref}}}
+        for s in statuses
+    }
 
 
 @dataclass
@@ -187,9 +208,12 @@ def _parse_time(text_value: str) -> str | None:
 
     try:
         t = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
-    except ValueError:
+        t = t if t.tzinfo else t.replace(tzinfo=UTC)
+        if not 1000 <= t.astimezone(UTC).year <= 9999:  # the canonical text sorts in this range
+            return None
+        return iso(t)
+    except (ValueError, OverflowError):  # OverflowError: its zone moves it out of years 1-9999
         return None
-    return iso(t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 def _result(rec: DecisionRecord, duplicate: bool) -> dict[str, Any]:
@@ -381,6 +405,7 @@ def create_app(
     @app.post(
         "/v1/models/{name}/score",
         summary="Score one applicant or a batch; the decision is logged before the response",
+        responses=_errors(400, 401, 403, 404, 413, 422, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -472,7 +497,19 @@ def create_app(
     add_v2_routes(app, svc, score_core)
 
     # ------------------------------------------------------------------------- outcomes
-    @app.post("/v1/outcomes", summary="Attach delayed labels to decisions (idempotent)")
+    @app.post(
+        "/v1/outcomes",
+        summary="Attach delayed labels to decisions (idempotent)",
+        responses=_errors(400, 401, 403, 404, 409, 413, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/OutcomesRequest"}}
+                },
+            }
+        },
+    )
     async def post_outcomes(request: Request) -> Response:
         svc.actor(request, SCORE_ROLES)
         body = await _body(request)
@@ -496,7 +533,7 @@ def create_app(
                 ok = False
             elif not check_text(did, p + "decision_id", errors):
                 ok = False
-            if isinstance(label, bool) or label not in (0, 1):
+            if type(label) is not int or label not in (0, 1):
                 errors.append(FieldError(p + "label", "must be 0 (good) or 1 (bad)", "send 0 or 1"))
                 ok = False
             when = _parse_time(obs) if isinstance(obs, str) and len(obs) <= 40 else None
@@ -512,7 +549,11 @@ def create_app(
         return JSONResponse(await asyncio.to_thread(_record_outcomes, svc, clean))
 
     # ------------------------------------------------------------------------- reads
-    @app.get("/v1/decisions/{decision_id}", summary="One logged decision, with its outcome")
+    @app.get(
+        "/v1/decisions/{decision_id}",
+        summary="One logged decision, with its outcome",
+        responses=_errors(401, 403, 404, 422, 503),
+    )
     async def get_one(decision_id: str, request: Request) -> Response:
         svc.actor(request, READ_ROLES)
         if len(decision_id) > 36 or not check_text(decision_id, "decision_id", []):
@@ -528,7 +569,11 @@ def create_app(
         out["outcome"] = None if o is None else {"label": o.label, "observed_at": o.observed_at}
         return JSONResponse(out)
 
-    @app.get("/v1/models", summary="The models being served and their traffic policies")
+    @app.get(
+        "/v1/models",
+        summary="The models being served and their traffic policies",
+        responses=_errors(401, 403, 503),
+    )
     async def list_served(request: Request) -> Response:
         svc.actor(request, (*READ_ROLES, Role.DEVELOPER))
         return JSONResponse(
@@ -552,7 +597,11 @@ def create_app(
             }
         )
 
-    @app.get("/v1/models/{name}", summary="A served model's features and policy")
+    @app.get(
+        "/v1/models/{name}",
+        summary="A served model's features and policy",
+        responses=_errors(401, 403, 404, 422, 503),
+    )
     async def get_served(name: str, request: Request) -> Response:
         svc.actor(request, (*READ_ROLES, Role.DEVELOPER))
         rt = svc.runtime.get(name)
@@ -570,7 +619,16 @@ def create_app(
     async def healthz() -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", summary="Readiness: database reachable, models loaded")
+    @app.get(
+        "/readyz",
+        summary="Readiness: database reachable, models loaded",
+        responses={
+            503: {
+                "description": "Not ready: the database cannot be reached (the same body as 200)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
     async def readyz() -> Response:
         try:
             with svc.registry.db.read() as conn:
@@ -585,7 +643,7 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -729,6 +787,48 @@ class CharterAPI(FastAPI):
                 "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
                 "entity_key": {"type": "string", "minLength": 1, "maxLength": 256},
                 "features": {"type": "object"},
+            },
+        }
+        comps["OutcomesRequest"] = {
+            "type": "object",
+            "required": ["outcomes"],
+            "properties": {
+                "outcomes": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH,
+                    "items": {
+                        "type": "object",
+                        "required": ["decision_id", "label"],
+                        "properties": {
+                            "decision_id": {"type": "string", "minLength": 1, "maxLength": 36},
+                            "label": {"type": "integer", "enum": [0, 1]},
+                            "observed_at": {
+                                "type": "string",
+                                "format": "date-time",
+                                "maxLength": 40,
+                                "description": "ISO 8601 time (or date), UTC if no zone",
+                            },
+                        },
+                    },
+                }
+            },
+        }
+        comps["Error"] = {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string"},
+                        "remedy": {"type": "string"},
+                        "details": {"type": "object"},
+                    },
+                }
             },
         }
         comps["BatchScoreRequest"] = {

@@ -95,6 +95,9 @@ def check_text(value: str, field: str, errors: list[FieldError]) -> bool:
             FieldError(field, "text contains an unpaired surrogate", "send valid Unicode text")
         )
         return False
+    if "\x00" in value:  # PostgreSQL cannot store it in text (nor in jsonb)
+        errors.append(FieldError(field, "text contains a NUL character", "remove it"))
+        return False
     return True
 
 
