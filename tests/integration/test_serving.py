@@ -320,3 +320,20 @@ def test_nul_characters_float_labels_and_far_dates_are_refused(
         r = client.post("/v1/outcomes", json={"outcomes": [bad]}, headers=h)
         assert r.status_code == 422 and r.json()["error"]["field"] == field, bad
     assert count(served, outcomes) == 0 and count(served) == 1
+
+
+def test_the_writer_survives_a_failing_batch(client: TestClient, served: Served) -> None:
+    log = client.app.state.service.decision_log
+    original = log._insert
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the writer")
+
+    log._insert = broken
+    try:
+        r = score(client, served, {"request_id": "w1", "features": served.rows[0]})
+    finally:
+        log._insert = original
+    assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
+    r = score(client, served, {"request_id": "w1", "features": served.rows[0]})
+    assert r.status_code == 200 and count(served) == 1

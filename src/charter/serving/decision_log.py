@@ -206,7 +206,18 @@ class DecisionLog:
                     stop = True
                     break
                 batch.append(nxt)
-            self._write(batch)
+            try:
+                self._write(batch)
+            except Exception as e:  # a bug must not kill the writer and leave requests waiting
+                log.exception("the decision-log writer failed on a batch")
+                for _kind, _rec, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(
+                            StoreUnavailable(
+                                f"the decision log failed: {e!r}",
+                                remedy="retry; report the server log to the platform team",
+                            )
+                        )
             if stop:
                 return
 
