@@ -134,7 +134,8 @@ class DecisionLog:
         mark = "?" if db.dialect == "sqlite" else "%s"
         self._insert_sql = (
             f"INSERT INTO decisions ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(COLUMNS))})"
+            f"VALUES ({', '.join([mark] * len(COLUMNS))}) "
+            "ON CONFLICT (request_id) DO NOTHING"
         )
         self._lock_path: str | None = None
         if db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
@@ -283,20 +284,32 @@ class DecisionLog:
         recs = [r for r, _ in items]
         try:
             with self.db.write(registry_lock=False) as conn:
-                existing = self._existing(conn, [r.request_id for r in recs])
-                new = [r for r in recs if r.request_id not in existing]
-                if new:
-                    # Straight to the driver's executemany: this runs for every decision, and
-                    # the SQL layer's per-row processing cost more than the insert itself.
-                    conn.exec_driver_sql(self._insert_sql, [r.values() for r in new])
+                # Straight to the driver's executemany (the SQL layer's per-row processing cost
+                # more than the insert itself). A request id logged before is skipped by the
+                # database; only when the count says some were skipped do we read which.
+                inserted = (
+                    conn.exec_driver_sql(self._insert_sql, [r.values() for r in recs]).rowcount
+                    if recs
+                    else 0
+                )
+                existing: dict[str, DecisionRecord] = {}
+                if inserted != len(recs):
+                    stored = self._existing(conn, [r.request_id for r in recs])
+                    for r in recs:
+                        if r.request_id not in stored:
+                            raise RuntimeError(
+                                f"decision {r.request_id!r} was neither written nor found"
+                            )
+                        if stored[r.request_id].id != r.id:
+                            existing[r.request_id] = stored[r.request_id]
                 if shadows:
                     conn.execute(shadow_scores.insert(), shadows)
                 if failures:
                     conn.execute(scoring_errors.insert(), failures)
         except exc.IntegrityError:
-            # A concurrent writer (another worker) logged one of these ids between our read and
-            # insert: take them one at a time.
+            # Another constraint than the request id failed: take the rows one at a time.
             return [self._insert_one(r) for r in recs]
+        new = [r for r in recs if r.request_id not in existing]
         self.batches += 1
         self.rows += len(new)
         return [
