@@ -56,6 +56,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from charter.checks import check_int, check_number
 from charter.errors import InvalidArgument
 
 __all__ = [
@@ -100,37 +101,8 @@ _REFERENCE_SEED = 20_260_101
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_int(value: object, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgument(
-            f"{name} must be an integer, got {value!r}",
-            field=name,
-            remedy=f"pass a whole number >= {minimum}",
-        )
-    if value < minimum:
-        raise InvalidArgument(
-            f"{name} must be >= {minimum}, got {value}",
-            field=name,
-            remedy=f"pass a whole number >= {minimum}",
-        )
-    return int(value)
-
-
-def _check_float(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise InvalidArgument(
-            f"{name} must be a number, got {value!r}", field=name, remedy="pass a finite number"
-        )
-    out = float(value)
-    if not math.isfinite(out):
-        raise InvalidArgument(
-            f"{name} must be finite, got {value!r}", field=name, remedy="pass a finite number"
-        )
-    return out
-
-
 def _check_rate(value: object, name: str) -> float:
-    out = _check_float(value, name)
+    out = check_number(value, name)
     if not 0.0 < out < 1.0:
         raise InvalidArgument(
             f"{name} must lie strictly between 0 and 1, got {out}",
@@ -175,7 +147,7 @@ def _frozen_float_map(value: object, name: str) -> Mapping[str, float]:
                 field=name,
                 remedy="use the feature, term or level names as keys",
             )
-        out[key] = _check_float(number, f"{name}[{key!r}]")
+        out[key] = check_number(number, f"{name}[{key!r}]")
     return MappingProxyType(out)
 
 
@@ -215,8 +187,8 @@ class CovariateShift:
                 field="feature",
                 remedy="name one of the generator's feature columns",
             )
-        shift = _check_float(self.mean_shift_sd, "mean_shift_sd")
-        scale = _check_float(self.scale, "scale")
+        shift = check_number(self.mean_shift_sd, "mean_shift_sd")
+        scale = check_number(self.scale, "scale")
         if scale <= 0.0:
             raise InvalidArgument(
                 f"scale must be > 0, got {scale}",
@@ -277,7 +249,7 @@ class ConceptDrift:
             _frozen_float_map(self.coefficient_changes, "coefficient_changes"),
         )
         object.__setattr__(
-            self, "intercept_change", _check_float(self.intercept_change, "intercept_change")
+            self, "intercept_change", check_number(self.intercept_change, "intercept_change")
         )
 
 
@@ -289,8 +261,8 @@ class LabelDelay:
     max_days: int
 
     def __post_init__(self) -> None:
-        low = _check_int(self.min_days, "min_days", minimum=0)
-        high = _check_int(self.max_days, "max_days", minimum=0)
+        low = check_int(self.min_days, "min_days", minimum=0)
+        high = check_int(self.max_days, "max_days", minimum=0)
         if low > high:
             raise InvalidArgument(
                 f"min_days ({low}) must not exceed max_days ({high})",
@@ -361,7 +333,7 @@ class LogisticModel:
                 remedy=f"give coefficients for {sorted(names)}",
             )
         object.__setattr__(self, "coefficients", coefficients)
-        object.__setattr__(self, "intercept", _check_float(self.intercept, "intercept"))
+        object.__setattr__(self, "intercept", check_number(self.intercept, "intercept"))
 
     @property
     def term_names(self) -> tuple[str, ...]:
@@ -1019,10 +991,10 @@ def _generate(
     label_delay: object,
     rate: object,
 ) -> pd.DataFrame:
-    rows = _check_int(n, "n", minimum=1)
-    seed_ = _check_int(seed, "seed", minimum=0)
+    rows = check_int(n, "n", minimum=1)
+    seed_ = check_int(seed, "seed", minimum=0)
     start_utc = _check_aware(start, "start")
-    days_ = _check_int(days, "days", minimum=1)
+    days_ = check_int(days, "days", minimum=1)
     shifts_ = _check_shifts(shifts, spec)
     drift: ConceptDrift | None = None
     if isinstance(concept_drift, ConceptDrift):
@@ -1291,8 +1263,8 @@ def drift_benchmark_frame(n: int, *, seed: int, drifted: bool) -> pd.DataFrame:
     are two independent samples, as in production, not one sample copied. Columns are independent
     of each other.
     """
-    rows = _check_int(n, "n", minimum=1)
-    seed_ = _check_int(seed, "seed", minimum=0)
+    rows = check_int(n, "n", minimum=1)
+    seed_ = check_int(seed, "seed", minimum=0)
     if not isinstance(drifted, bool | np.bool_):
         raise InvalidArgument(
             f"drifted must be True or False, got {drifted!r}",

@@ -148,33 +148,29 @@ def _parse_date(value: date | str | None, field: str) -> date | None:
         ) from None
 
 
-def parse_tier(value: str | RiskTier) -> RiskTier:
+E = TypeVar("E", RiskTier, Stage, AliasName)
+
+
+def _parse_enum(kind: type[E], value: object, field: str, what: str) -> E:
     try:
-        return RiskTier(str(value).lower())
+        return kind(str(value).lower())
     except ValueError:
+        valid = ", ".join(m.value for m in kind)
         raise InvalidArgument(
-            f"unknown risk tier {value!r}", field="risk_tier", remedy="use high, medium or low"
+            f"unknown {what} {value!r}", field=field, remedy=f"use one of: {valid}"
         ) from None
+
+
+def parse_tier(value: str | RiskTier) -> RiskTier:
+    return _parse_enum(RiskTier, value, "risk_tier", "risk tier")
 
 
 def parse_stage(value: str | Stage) -> Stage:
-    try:
-        return Stage(str(value).lower())
-    except ValueError:
-        valid = ", ".join(s.value for s in Stage)
-        raise InvalidArgument(
-            f"unknown stage {value!r}", field="stage", remedy=f"use one of: {valid}"
-        ) from None
+    return _parse_enum(Stage, value, "stage", "stage")
 
 
 def parse_alias(value: str | AliasName) -> AliasName:
-    try:
-        return AliasName(str(value).lower())
-    except ValueError:
-        valid = ", ".join(a.value for a in AliasName)
-        raise InvalidArgument(
-            f"unknown alias {value!r}", field="alias", remedy=f"use one of: {valid}"
-        ) from None
+    return _parse_enum(AliasName, value, "alias", "alias")
 
 
 @dataclass(frozen=True)

@@ -60,12 +60,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from charter.checks import check_int, check_number
 from charter.errors import InvalidArgument
 
 Variant = Literal["champion", "challenger", "canary"]
@@ -93,42 +93,11 @@ _INV_2_53 = 1.0 / (1 << 53)
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_int(value: object, field: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(
-            f"{field} must be an integer, got {value!r}",
-            field=field,
-            remedy=f"pass a whole number >= {minimum}",
-        )
-    if value < minimum:
-        raise InvalidArgument(
-            f"{field} must be >= {minimum}, got {value}",
-            field=field,
-            remedy=f"pass a whole number >= {minimum}",
-        )
-    return value
-
-
 def _check_number(
     value: object, field: str, *, minimum: float = 0.0, maximum: float | None = None
 ) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(
-            f"{field} must be a number, got {value!r}", field=field, remedy="pass a finite number"
-        )
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidArgument(
-            f"{field} must be finite, got {number}", field=field, remedy="pass a finite number"
-        )
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"[{minimum:g}, {maximum:g}]" if maximum is not None else f">= {minimum:g}"
-        raise InvalidArgument(
-            f"{field} must be in {bounds}, got {number:g}",
-            field=field,
-            remedy=f"pass a value in {bounds}",
-        )
-    return number
+    """Routing's numbers are never negative."""
+    return check_number(value, field, minimum=minimum, maximum=maximum)
 
 
 def _check_share(value: object, field: str) -> float:
@@ -232,11 +201,11 @@ class TrafficPolicy:
                 field="salt",
                 remedy='pass a string, or "" to salt with the model name',
             )
-        _check_int(self.champion, "champion", minimum=1)
+        check_int(self.champion, "champion", minimum=1)
         if self.challenger is not None:
-            _check_int(self.challenger, "challenger", minimum=1)
+            check_int(self.challenger, "challenger", minimum=1)
         if self.canary is not None:
-            _check_int(self.canary, "canary", minimum=1)
+            check_int(self.canary, "canary", minimum=1)
         _check_share(self.challenger_share, "challenger_share")
         _check_share(self.canary_share, "canary_share")
         if isinstance(self.shadows, str | bytes) or not isinstance(self.shadows, Iterable):
@@ -247,7 +216,7 @@ class TrafficPolicy:
             )
         shadows = tuple(self.shadows)
         for v in shadows:
-            _check_int(v, "shadows", minimum=1)
+            check_int(v, "shadows", minimum=1)
         object.__setattr__(self, "shadows", shadows)
 
         if self.challenger_share > 0 and self.challenger is None:
@@ -449,7 +418,7 @@ class CanaryPlan:
                 remedy="end the plan with 1.0",
             )
         object.__setattr__(self, "steps", steps)
-        _check_int(self.min_decisions, "min_decisions", minimum=1)
+        check_int(self.min_decisions, "min_decisions", minimum=1)
         _check_number(self.max_error_rate, "max_error_rate", maximum=1.0)
         _check_number(self.max_latency_p99_ms, "max_latency_p99_ms")
         _check_number(self.max_score_psi, "max_score_psi")
@@ -502,14 +471,14 @@ class CanaryState:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        _check_int(self.step, "step", minimum=0)
+        check_int(self.step, "step", minimum=0)
         if self.status not in CANARY_STATUSES:
             raise InvalidArgument(
                 f"status must be one of {list(CANARY_STATUSES)}, got {self.status!r}",
                 field="status",
                 remedy=f"use one of {list(CANARY_STATUSES)}",
             )
-        _check_int(self.decisions_in_step, "decisions_in_step", minimum=0)
+        check_int(self.decisions_in_step, "decisions_in_step", minimum=0)
         if not isinstance(self.reason, str):
             raise InvalidArgument(
                 f"reason must be a string, got {self.reason!r}",
@@ -558,8 +527,8 @@ class GuardrailObservation:
     approval_rate_champion: float
 
     def __post_init__(self) -> None:
-        _check_int(self.decisions, "decisions", minimum=0)
-        _check_int(self.errors, "errors", minimum=0)
+        check_int(self.decisions, "decisions", minimum=0)
+        check_int(self.errors, "errors", minimum=0)
         if self.errors > self.decisions:
             raise InvalidArgument(
                 f"errors ({self.errors}) cannot exceed decisions ({self.decisions})",
