@@ -63,6 +63,8 @@ __all__ = [
     "BinnedScoreAccumulator",
     "ClassificationMetrics",
     "Confusion",
+    "HosmerLemeshowGroup",
+    "HosmerLemeshowResult",
     "KSResult",
     "ReliabilityTable",
     "brier_score",
@@ -70,6 +72,7 @@ __all__ = [
     "confusion_at",
     "expected_calibration_error",
     "gini",
+    "hosmer_lemeshow",
     "ks_statistic",
     "precision_recall_f1",
     "reliability_table",
@@ -888,3 +891,151 @@ class BinnedScoreAccumulator:
             reliability=table,
             ece=None if table is None else _ece(table),
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Hosmer-Lemeshow
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HosmerLemeshowGroup:
+    """One risk group of the Hosmer-Lemeshow table.
+
+    ``lower`` and ``upper`` are the smallest and largest predicted probability in the group,
+    ``observed`` the number of events (``y == 1``) and ``expected`` the sum of the predicted
+    probabilities; the non-event columns are ``count - observed`` and ``count - expected``.
+    """
+
+    lower: float
+    upper: float
+    count: int
+    observed: int
+    expected: float
+
+    @property
+    def mean_predicted(self) -> float:
+        return self.expected / self.count
+
+    @property
+    def observed_rate(self) -> float:
+        return self.observed / self.count
+
+
+@dataclass(frozen=True, slots=True)
+class HosmerLemeshowResult:
+    """Hosmer-Lemeshow goodness-of-fit test: ``statistic`` ~ chi-square with ``df`` under H0.
+
+    ``table`` holds the non-empty groups, lowest predicted probabilities first; ``df`` is their
+    number minus 2. A small ``p_value`` means the probabilities are miscalibrated.
+    """
+
+    statistic: float
+    df: int
+    p_value: float
+    table: tuple[HosmerLemeshowGroup, ...]
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.table)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able types; an infinite statistic becomes ``None``."""
+        return {
+            "statistic": _json_float(self.statistic),
+            "df": int(self.df),
+            "p_value": float(self.p_value),
+            "table": [
+                {
+                    "lower": float(g.lower),
+                    "upper": float(g.upper),
+                    "count": int(g.count),
+                    "observed": int(g.observed),
+                    "expected": float(g.expected),
+                }
+                for g in self.table
+            ],
+        }
+
+
+def _hl_terms(observed: FloatArray, expected: FloatArray) -> FloatArray:
+    """``(O - E)**2 / E``; a cell with ``E == 0`` adds 0 if ``O == 0`` and infinity otherwise."""
+    out = np.where(observed > 0, np.inf, 0.0)
+    np.divide((observed - expected) ** 2, expected, out=out, where=expected > 0)
+    return out
+
+
+def hosmer_lemeshow(y_true: ArrayLike, prob: ArrayLike, n_groups: int = 10) -> HosmerLemeshowResult:
+    """Hosmer-Lemeshow test of calibration over quantile groups of the predicted probability.
+
+    Conventions:
+
+    * **Groups.** Edges are ``np.quantile(prob, k / n_groups)`` for ``k = 0..n_groups`` (linear
+      interpolation) and groups are closed on the right, ``(e[k], e[k + 1]]``, the first closed on
+      both sides (as the quantile bins of ``reliability_table``). Equal probabilities therefore
+      always share a group (ties are never split), so heavy ties can leave a group empty or make
+      groups unequal; **empty groups are dropped**.
+    * **Statistic** ``sum_g (O1 - E1)**2 / E1 + (O0 - E0)**2 / E0`` over the non-empty groups, with
+      ``O1`` the events, ``E1`` the sum of the probabilities, ``O0`` the non-events and ``E0`` the
+      sum of ``1 - prob``. A cell whose expected count is 0 (all probabilities exactly 0, or
+      exactly 1) adds 0 if its observed count is 0 too, and infinity (p-value 0) otherwise.
+    * **p-value** ``scipy.stats.chi2.sf(statistic, df)`` with ``df = groups - 2`` (the usual
+      reference for a model fitted on other data; no small-sample correction).
+
+    ``prob`` must hold probabilities in [0, 1]; at least 3 non-empty groups are needed (raise
+    ``InvalidArgument`` otherwise, e.g. when the model predicts fewer than 3 distinct values).
+    """
+    from scipy import stats as _sps
+
+    bad = _labels(y_true)
+    p = _scores(prob, bad.size, field="prob")
+    k = _count(n_groups, "n_groups")
+    if k < 3:
+        raise InvalidArgument(
+            f"n_groups must be >= 3 (df = groups - 2), got {k}",
+            field="n_groups",
+            remedy="use the customary 10 groups, or at least 3",
+        )
+    if bool(np.any((p < 0.0) | (p > 1.0))):
+        raise InvalidArgument(
+            f"prob must hold probabilities in [0, 1]; it ranges from {float(p.min())} to "
+            f"{float(p.max())}",
+            field="prob",
+            remedy="pass calibrated probabilities of the event, not raw scores or points",
+        )
+    edges = np.quantile(p, np.arange(k + 1) / k)
+    ids = _bin_ids(edges, p)
+    count = np.bincount(ids, minlength=k)
+    keep = count > 0
+    if int(np.count_nonzero(keep)) < 3:
+        raise InvalidArgument(
+            f"the Hosmer-Lemeshow test needs at least 3 non-empty groups, but the predictions "
+            f"form {int(np.count_nonzero(keep))} (too few distinct probabilities)",
+            field="prob",
+            remedy="pass probabilities with at least 3 distinct values, or use the reliability "
+            "table instead",
+        )
+    n = count[keep].astype(np.float64)
+    o1 = np.bincount(ids[bad], minlength=k)[keep].astype(np.float64)
+    e1 = np.bincount(ids, weights=p, minlength=k)[keep].astype(np.float64)
+    e0 = np.bincount(ids, weights=1.0 - p, minlength=k)[keep].astype(np.float64)
+    statistic = float(np.sum(_hl_terms(o1, e1)) + np.sum(_hl_terms(n - o1, e0)))
+    df = int(n.size - 2)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    sorted_p = p[order]
+    starts = np.searchsorted(sorted_ids, np.flatnonzero(keep), side="left")
+    lower = np.minimum.reduceat(sorted_p, starts)
+    upper = np.maximum.reduceat(sorted_p, starts)
+    table = tuple(
+        HosmerLemeshowGroup(
+            lower=float(lo),
+            upper=float(hi),
+            count=int(c),
+            observed=int(o),
+            expected=float(e),
+        )
+        for lo, hi, c, o, e in zip(lower, upper, n, o1, e1, strict=True)
+    )
+    p_value = 0.0 if math.isinf(statistic) else float(_sps.chi2.sf(statistic, df))
+    return HosmerLemeshowResult(statistic=statistic, df=df, p_value=p_value, table=table)
