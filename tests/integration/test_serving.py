@@ -223,6 +223,61 @@ def test_challenger_split_is_sticky_and_shadow_is_logged(served: Served) -> None
     assert versions == {v3}
 
 
+def test_versions_with_different_features_serve_the_same_requests(served: Served) -> None:
+    """A challenger without one input and a shadow with all of them take the same request: each
+    version reads its own features; a name no served version knows is still refused."""
+    from charter import datasets
+
+    from helpers import record_passing_gates
+
+    reg, p = served.registry, served.people
+    X, y = datasets.german_credit_xy()
+    without_age = [c for c in X.columns if c != "age_in_years"]
+    pipe = scorecard_without("age_in_years")
+    v2 = reg.log_model(p.dev, MODEL, pipe, X=X[without_age], y=y, dataset_id="gc", fit=True)
+    record_passing_gates(reg, p.dev, MODEL, v2.version, X=X[without_age], y=y)
+    reg.transition(p.dev, MODEL, v2.version, "validation")
+    reg.record_validation(p.val, MODEL, v2.version, outcome="pass", summary="ok")
+    reg.transition(p.app, MODEL, v2.version, "approved")
+    v3 = add_version(reg, p, c=5.0)
+    reg.set_alias(p.app, MODEL, v2.version, "challenger")
+    reg.set_traffic(p.app, MODEL, challenger_share=0.5)
+    reg.set_alias(p.dev, MODEL, v3, "shadow")
+    with TestClient(create_app(reg, refresh_seconds=3600)) as c:
+        versions = set()
+        for i in range(60):
+            r = score(c, served, {"entity_key": f"a-{i}", "features": served.rows[i]})
+            assert r.status_code == 200, r.text
+            versions.add(r.json()["version"])
+        assert versions == {1, v2.version}
+        bad = score(c, served, {"features": {**served.rows[0], "shoe_size": 42}})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["field"] == "features.shoe_size"
+    assert count(served, shadow_scores) == 60  # the shadow scored every request, age included
+    with reg.db.read() as conn:
+        logged = [json.loads(r.inputs) for r in conn.execute(select(decisions.c.inputs))]
+    assert sum("age_in_years" not in row for row in logged) > 0  # v2 logs only its inputs
+
+
+def scorecard_without(feature: str) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from charter import datasets
+
+    pre = ColumnTransformer(
+        [
+            ("num", StandardScaler(),
+             [f for f in datasets.GERMAN_CREDIT_NUMERIC if f != feature]),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+             [f for f in datasets.GERMAN_CREDIT_CATEGORICAL if f != feature]),
+        ]
+    )  # fmt: skip
+    return Pipeline([("prep", pre), ("lr", LogisticRegression(max_iter=1000))])
+
+
 def test_promotion_is_picked_up_and_a_tampered_artifact_is_refused(served: Served) -> None:
     reg, p = served.registry, served.people
     app = create_app(reg, refresh_seconds=3600)

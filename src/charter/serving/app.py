@@ -325,7 +325,9 @@ def create_app(
         decision = route(key or "-", rt.policy)
         served = rt.versions[decision.version]
         try:
-            features = served.validator.validate(item.get("features"), f"{path}features")
+            features = served.validator.validate(
+                item.get("features"), f"{path}features", rt.accepted
+            )
         except RequestInvalid as e:
             errors.extend(e.errors)
             features = {}
@@ -373,15 +375,18 @@ def create_app(
             latency_ms=(time.perf_counter() - start) * 1000,
             created_at=iso(system_clock()),
         )
-        return rec, served, features
+        # The shadows get the request's own features (they may use inputs the routed version
+        # does not), each checked by the shadow's validator in shadow_task.
+        return rec, served, item["features"]
 
     def shadow_task(rt: ModelRuntime, items: list[tuple[DecisionRecord, dict[str, Any]]]) -> None:
         for shadow_version in rt.policy.shadows:
             served = rt.versions[shadow_version]
             label = str(shadow_version)
-            for rec, features in items:
+            for rec, raw in items:
                 t = time.perf_counter()
                 try:
+                    features = served.validator.validate(raw, "features", rt.accepted)
                     s = float(served.scorer.score_one(features))
                 except (CharterError, ValueError, KeyError) as e:
                     log.warning("shadow v%s failed on %s: %s", shadow_version, rec.id, e)

@@ -50,6 +50,7 @@ class ModelRuntime:
     signature: tuple[Any, ...]
     policy: TrafficPolicy
     versions: dict[int, ServedVersion]
+    accepted: frozenset[str] = frozenset()  # the features of every version served
 
     @property
     def champion(self) -> ServedVersion:
@@ -169,7 +170,8 @@ class Runtime:
         wanted = {champion, *policy.shadows}
         wanted |= {v for v in (challenger, canary) if v is not None}
         versions = {v: self._served(name, v) for v in sorted(wanted)}
-        return ModelRuntime(name, signature, policy, versions)
+        accepted = frozenset(n for s in versions.values() for n in s.validator.names)
+        return ModelRuntime(name, signature, policy, versions, accepted)
 
     def refresh(self) -> list[str]:
         """Bring every model in step with the registry; returns the names that changed."""

@@ -117,14 +117,21 @@ class InputValidator:
             if f.categories is not None:
                 self._cats[f.name] = frozenset(f.categories)
 
-    def validate(self, features: Any, path: str = "features") -> dict[str, Any]:
+    def validate(
+        self, features: Any, path: str = "features", also: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The model's features from ``features``, checked. Names in ``also`` (the features of
+        the other versions serving the same model, e.g. a challenger without one input) are
+        accepted and ignored, so a caller can send one request whichever version it reaches."""
         errors: list[FieldError] = []
-        out = self._check(features, path, errors)
+        out = self._check(features, path, errors, also)
         if errors:
             raise RequestInvalid(errors)
         return out
 
-    def _check(self, features: Any, path: str, errors: list[FieldError]) -> dict[str, Any]:
+    def _check(
+        self, features: Any, path: str, errors: list[FieldError], also: frozenset[str]
+    ) -> dict[str, Any]:
         if not isinstance(features, dict):
             errors.append(
                 FieldError(
@@ -133,7 +140,7 @@ class InputValidator:
             )
             return {}
         for key in features:
-            if key not in self._known:
+            if key not in self._known and key not in also:
                 name = key if isinstance(key, str) and check_text(key, path, []) else repr(key)
                 errors.append(
                     FieldError(
