@@ -50,6 +50,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(inventory_app, name="inventory")
 app.add_typer(canary_app, name="canary")
+findings_app = typer.Typer(help="Validation findings and their remediation.", no_args_is_help=True)
+narrative_app = typer.Typer(help="The model card's narrative sections.", no_args_is_help=True)
+app.add_typer(findings_app, name="findings")
+app.add_typer(narrative_app, name="narrative")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -471,16 +475,79 @@ def transition(
 def validate(
     name: str,
     version: int,
-    outcome: Annotated[str, typer.Option(help="pass or fail.")],
-    summary: Annotated[str, typer.Option(help="The validator's conclusion.")],
+    policy: Annotated[Path, typer.Option(help="The validation policy (TOML).")],
+    holdout: Annotated[Path, typer.Option(help="Labelled holdout data (CSV or Parquet).")],
+    out_of_time: Annotated[
+        Path | None, typer.Option(help="Labelled out-of-time data (CSV or Parquet).")
+    ] = None,
+    train: Annotated[
+        Path | None, typer.Option(help="The training data (for the benchmark gate).")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the run's full evidence as JSON here.")
+    ] = None,
+    as_json: JsonOpt = False,
     token: TokenOpt = None,
 ) -> None:
-    """Record an independent validation outcome for a version in validation."""
+    """Run the policy's gates on a version and record the run; exit 1 if a gate fails.
+
+    The run is stored bound to the version's artifact hash, its training-data hash, the policy's
+    hash and the data sets' hashes, so it can serve as a deployment gate in CI.
+    """
+    from charter.validation.runner import validate as run_validation
+
     reg = _registry()
-    r = reg.record_validation(_actor(reg, token), name, version, outcome=outcome, summary=summary)
-    out.print(f"validation {r.id} of {name} v{version}: {r.outcome} (by {r.validator})")
-    if r.outcome != "pass":
+    actor = _actor(reg, token)
+    try:
+        text = policy.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidArgument(
+            f"cannot read the policy {str(policy)!r}: {e}",
+            field="policy",
+            remedy="pass the path of a TOML validation policy",
+        ) from None
+    data = {"holdout": _read_table(holdout, "holdout")}
+    if out_of_time is not None:
+        data["out_of_time"] = _read_table(out_of_time, "out_of_time")
+    if train is not None:
+        data["train"] = _read_table(train, "train")
+    run, record = run_validation(reg, actor, name, version, text, data)
+    if report is not None:
+        report.write_text(json.dumps(run.to_dict(), indent=2, sort_keys=True) + "\n")
+    if as_json:
+        _print_json({"gate_run_id": record.id, **run.to_dict()})
+    else:
+        _print_gate_run(run, record.id)
+    if not run.passed:
         raise typer.Exit(1)
+
+
+def _print_gate_run(run: Any, run_id: int) -> None:
+    table = Table(
+        title=f"{run.model} v{run.version} against policy {run.policy['name']} "
+        f"(tier {run.tier}, threshold {run.threshold:g})"
+    )
+    for col in ("gate", "criterion", "data", "value", "limit", "result"):
+        table.add_column(col, justify="right" if col in ("value", "limit") else "left")
+    for gate in run.gates:
+        for i, c in enumerate(gate.criteria):
+            value = "n/a" if c.value is None else f"{c.value:.4f}"
+            table.add_row(
+                gate.gate if i == 0 else "",
+                c.name,
+                c.dataset or "",
+                value,
+                f"{c.op} {c.limit:g}",
+                "[green]pass[/]" if c.passed else "[red]FAIL[/]",
+            )
+        for w in gate.warnings:
+            table.add_row("", f"[yellow]warning:[/] {w}", "", "", "", "")
+        table.add_section()
+    out.print(table)
+    verdict = "[green]PASSED[/]" if run.passed else "[red]FAILED[/]"
+    failed = f" (failed: {', '.join(run.failed_gates)})" if run.failed_gates else ""
+    out.print(f"gate run {run_id}: {verdict}{failed}; recorded against artifact "
+              f"{run.artifact_sha256[:12]} and policy {run.policy['sha256'][:12]}")  # fmt: skip
 
 
 @app.command()
@@ -866,7 +933,367 @@ def canary_step(name: str, token: TokenOpt = None) -> None:
     out.print(f"{action}: {state['reason']}")
 
 
+# ---------------------------------------------------------------------------------------- workflow
+def _finding_dict(f: Any) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "model": f.model_name,
+        "version": f.version,
+        "severity": f.severity.value,
+        "status": f.status.value,
+        "title": f.title,
+        "description": f.description,
+        "remediation_owner": f.remediation_owner,
+        "due_date": f.due_date.isoformat(),
+        "overdue": f.overdue,
+        "raised_by": f.raised_by,
+        "raised_at": f.raised_at,
+        "updated_by": f.updated_by,
+        "updated_at": f.updated_at,
+        "resolution": f.resolution,
+        "remediated_by": f.remediated_by,
+        "closure_note": f.closure_note,
+    }
+
+
+def _where(f: Any) -> str:
+    return f.model_name if f.version is None else f"{f.model_name} v{f.version}"
+
+
+@findings_app.command("add")
+@handled
+def findings_add(
+    name: str,
+    severity: Annotated[str, typer.Option(help="high, medium or low.")],
+    title: Annotated[str, typer.Option(help="One line naming the issue.")],
+    description: Annotated[str, typer.Option(help="What was found and why it matters.")],
+    owner: Annotated[str, typer.Option(help="Who remediates it (a username or a role).")],
+    due: Annotated[str, typer.Option(help="Remediation due date, YYYY-MM-DD.")],
+    version: Annotated[
+        int | None, typer.Option(help="The version; leave out for a finding on the whole model.")
+    ] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Raise a validation finding (validators; never on a version of one's own)."""
+    reg = _registry()
+    f = reg.raise_finding(
+        _actor(reg, token),
+        name,
+        version,
+        severity=severity,
+        title=title,
+        description=description,
+        remediation_owner=owner,
+        due_date=due,
+    )
+    out.print(
+        f"finding #{f.id} raised on {_where(f)} ({f.severity.value}): {f.title}; "
+        f"{f.remediation_owner} remediates it by {f.due_date}"
+    )
+
+
+@findings_app.command("list")
+@handled
+def findings_list(
+    name: Annotated[str | None, typer.Argument(help="Only this model's findings.")] = None,
+    status: Annotated[str | None, typer.Option(help="open, remediated, closed or overdue.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List findings, oldest first (overdue ones in red)."""
+    fs = _registry().list_findings(name, status)
+    if as_json:
+        _print_json([_finding_dict(f) for f in fs])
+        return
+    t = Table("id", "model", "version", "severity", "status", "due", "owner", "title")
+    for f in fs:
+        due = f"[red]{f.due_date} overdue[/]" if f.overdue else str(f.due_date)
+        t.add_row(
+            str(f.id),
+            f.model_name,
+            "-" if f.version is None else str(f.version),
+            f.severity.value,
+            f.status.value,
+            due,
+            f.remediation_owner,
+            f.title,
+        )
+    out.print(t)
+
+
+@findings_app.command("remediate")
+@handled
+def findings_remediate(
+    finding_id: Annotated[int, typer.Argument(metavar="ID", help="The finding's number.")],
+    note: Annotated[str, typer.Option(help="What was done to remediate it.")],
+    token: TokenOpt = None,
+) -> None:
+    """Mark a finding remediated (a developer, or the finding's remediation owner)."""
+    reg = _registry()
+    f = reg.remediate_finding(_actor(reg, token), finding_id, note)
+    out.print(
+        f"finding #{f.id} on {_where(f)} is remediated; an independent validator closes it "
+        f"(charter findings close {f.id} --note TEXT)"
+    )
+
+
+@findings_app.command("close")
+@handled
+def findings_close(
+    finding_id: Annotated[int, typer.Argument(metavar="ID", help="The finding's number.")],
+    note: Annotated[str, typer.Option(help="How the remediation was verified.")],
+    token: TokenOpt = None,
+) -> None:
+    """Close a remediated finding (a validator who did not remediate it)."""
+    reg = _registry()
+    f = reg.close_finding(_actor(reg, token), finding_id, note)
+    out.print(f"finding #{f.id} on {_where(f)} is closed")
+
+
+@findings_app.command("reopen")
+@handled
+def findings_reopen(
+    finding_id: Annotated[int, typer.Argument(metavar="ID", help="The finding's number.")],
+    note: Annotated[str, typer.Option(help="Why it is open again.")],
+    token: TokenOpt = None,
+) -> None:
+    """Reopen a remediated or closed finding (validators)."""
+    reg = _registry()
+    f = reg.reopen_finding(_actor(reg, token), finding_id, note)
+    out.print(f"finding #{f.id} on {_where(f)} is open again")
+
+
+def _read_toml(path: Path, field: str, table: str, remedy: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InvalidArgument(
+            f"cannot read {str(path)!r}: {e}", field=field, remedy=remedy
+        ) from None
+    inner = raw.get(table, raw)
+    if not isinstance(inner, dict):
+        raise InvalidArgument(f"[{table}] in {str(path)!r} is not a table", field=field,
+                              remedy=remedy)  # fmt: skip
+    return inner
+
+
+@app.command()
+@handled
+def recommend(
+    name: str,
+    version: int,
+    recommendation: Annotated[
+        str, typer.Option(help="approve, approve-with-conditions or reject.")
+    ],
+    summary: Annotated[str, typer.Option(help="The validator's conclusion in a few lines.")],
+    condition: Annotated[
+        list[str] | None, typer.Option("--condition", help="A condition of approval (repeat).")
+    ] = None,
+    sections: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML with the narrative: scope, conceptual_soundness, limitations, conclusion."
+        ),
+    ] = None,
+    gate_run: Annotated[
+        int | None, typer.Option(help="The gate run the conclusion rests on (its id).")
+    ] = None,
+    justification: Annotated[
+        str | None, typer.Option(help="Admins only: break-glass override of a refusal.")
+    ] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Record the independent validator's recommendation on a version in validation."""
+    narrative = None
+    if sections is not None:
+        narrative = _read_toml(
+            sections,
+            "sections",
+            "validation",
+            "give a TOML file with scope = '...', conclusion = '...' (optionally in [validation])",
+        )
+    reg = _registry()
+    r = reg.record_validation(
+        _actor(reg, token),
+        name,
+        version,
+        recommendation=recommendation,
+        summary=summary,
+        conditions=condition or [],
+        sections=narrative,
+        gate_run_id=gate_run,
+        justification=justification,
+    )
+    conds = f" with {len(r.conditions)} condition(s)" if r.conditions else ""
+    out.print(
+        f"validation {r.id} of {name} v{version}: {r.validator} recommends "
+        f"{r.recommendation.replace('_', ' ')}{conds}"
+    )
+
+
+@app.command()
+@handled
+def approve(
+    name: str,
+    version: int,
+    comment: Annotated[str, typer.Option(help="The approver's reasoning.")],
+    with_condition: Annotated[
+        list[str] | None,
+        typer.Option("--with-condition", help="Approve with this condition (repeat)."),
+    ] = None,
+    reject: Annotated[
+        bool, typer.Option("--reject", help="Reject: send the version back to development.")
+    ] = False,
+    justification: Annotated[
+        str | None, typer.Option(help="Admins only: break-glass override of a refusal.")
+    ] = None,
+    token: TokenOpt = None,
+) -> None:
+    """The approver's decision on a version in validation: approve (with conditions) or reject."""
+    conditions = with_condition or []
+    if reject and conditions:
+        raise InvalidArgument(
+            "a rejection carries no conditions",
+            field="with_condition",
+            remedy="give --reject or --with-condition, not both",
+        )
+    decision = "rejected" if reject else ("approved_with_conditions" if conditions else "approved")
+    reg = _registry()
+    a = reg.decide(
+        _actor(reg, token),
+        name,
+        version,
+        decision,
+        comment=comment,
+        conditions=conditions,
+        justification=justification,
+    )
+    if reject:
+        out.print(f"{name} version {version} rejected by {a.approver}: back in development")
+    else:
+        conds = f" with {len(a.conditions)} condition(s)" if a.conditions else ""
+        out.print(f"{name} version {version} approved{conds} by {a.approver}")
+
+
+@narrative_app.command("set")
+@handled
+def narrative_set(
+    name: str,
+    file: Annotated[
+        Path,
+        typer.Option(
+            help="TOML: intended_use, out_of_scope_uses, factors, ethical_considerations, "
+            "caveats_and_recommendations (optionally in a [narrative] table)."
+        ),
+    ],
+    token: TokenOpt = None,
+) -> None:
+    """Set the model card's narrative sections (developers, approvers); others stay as they are."""
+    sections = _read_toml(
+        file,
+        "file",
+        "narrative",
+        "give a TOML file with intended_use = '...' and the other sections",
+    )
+    reg = _registry()
+    n = reg.set_model_narrative(_actor(reg, token), name, sections)
+    out.print(
+        f"narrative of {name} is at revision {n.revision}: "
+        + (", ".join(sorted(n.sections)) or "no sections")
+    )
+
+
+@narrative_app.command("show")
+@handled
+def narrative_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show the model card's narrative sections."""
+    n = _registry().get_model_narrative(name)
+    if as_json:
+        _print_json(
+            {
+                "model": n.model_name,
+                "revision": n.revision,
+                "updated_by": n.updated_by,
+                "updated_at": n.updated_at,
+                "sections": n.sections,
+            }
+        )
+        return
+    if not n.sections:
+        out.print(f"{name} has no narrative yet (charter narrative set {name} --file FILE)")
+        return
+    t = Table("section", "text", show_header=False)
+    for k, v in n.sections.items():
+        t.add_row(k, v)
+    out.print(t)
+    out.print(f"revision {n.revision} by {n.updated_by} at {n.updated_at}")
+
+
 # ---------------------------------------------------------------------------------------- serve
+@app.command()
+@handled
+def report(
+    kind: Annotated[str, typer.Argument(help="model-card, validation or mrm.")],
+    name: Annotated[str | None, typer.Argument(help="The model (not for mrm).")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Version number or alias (default: the champion).")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write into.")] = Path("reports"),
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated: json, html, pdf.")
+    ] = "json,html,pdf",
+    as_of: Annotated[
+        str | None, typer.Option(help="The date that decides what is overdue (YYYY-MM-DD).")
+    ] = None,
+    token: TokenOpt = None,
+) -> None:
+    """Write a model card, a validation report or the MRM committee report, built only from the
+    audited record, as JSON, self-contained HTML and PDF; the generation is an audit event."""
+    from datetime import date
+
+    from charter.reports import documents, render
+
+    wanted = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
+    bad = [f for f in wanted if f not in render.FORMATS]
+    if not wanted or bad:
+        raise InvalidArgument(
+            f"unknown format {', '.join(bad) or formats!r}",
+            field="format",
+            remedy=f"use a comma-separated list of {', '.join(render.FORMATS)}",
+        )
+    day = None
+    if as_of is not None:
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            raise InvalidArgument(
+                f"--as-of {as_of!r} is not a date", field="as_of", remedy="use YYYY-MM-DD"
+            ) from None
+    reg = _registry()
+    actor = _actor(reg, token)
+    ref: int | str | None = int(version) if version and version.isdigit() else version
+    doc = documents.build_document(reg, kind, name, ref, as_of=day)
+    paths = render.write_document(doc, out_dir, formats=wanted)
+    details = doc.get("model_details") or (doc.get("scope") or {}).get("model") or {}
+    reg.record_report(
+        actor,
+        kind,
+        model_name=name if kind != "mrm" else None,
+        version=details.get("version"),
+        document_sha256=doc["document_sha256"],
+        audit_head_seq=doc["provenance"]["audit_head_seq"],
+        files=[p.name for p in paths.values()],
+    )
+    head = doc["provenance"]
+    out.print(
+        f"{kind} built from audit head #{head['audit_head_seq']} "
+        f"(document sha256 {doc['document_sha256'][:16]}):"
+    )
+    for fmt, path in paths.items():
+        out.print(f"  {fmt}: {path}")
+
+
 @app.command()
 @handled
 def serve(

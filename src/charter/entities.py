@@ -203,8 +203,52 @@ class Actor:
         return role in self.roles
 
 
+class Recommendation(enum.StrEnum):
+    """The validator's recommendation to the approver."""
+
+    APPROVE = "approve"
+    APPROVE_WITH_CONDITIONS = "approve_with_conditions"
+    REJECT = "reject"
+
+
+class ApprovalDecision(enum.StrEnum):
+    """The approver's decision on a version in validation."""
+
+    APPROVED = "approved"
+    APPROVED_WITH_CONDITIONS = "approved_with_conditions"
+    REJECTED = "rejected"
+
+
+class Severity(enum.StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class FindingStatus(enum.StrEnum):
+    """open -> remediated (by the owner's side) -> closed (by an independent validator)."""
+
+    OPEN = "open"
+    REMEDIATED = "remediated"
+    CLOSED = "closed"
+
+
+# The validator's narrative, and the model card's narrative sections (all optional text).
+VALIDATION_SECTIONS = ("scope", "conceptual_soundness", "limitations", "conclusion")
+NARRATIVE_SECTIONS = (
+    "intended_use",
+    "out_of_scope_uses",
+    "factors",
+    "ethical_considerations",
+    "caveats_and_recommendations",
+)
+
+
 @dataclass(frozen=True)
 class ValidationRecord:
+    """A validator's recorded conclusion on a version. ``outcome`` is ``pass`` unless the
+    recommendation is ``reject`` (then ``fail``); older records carry only the outcome."""
+
     id: int
     model_name: str
     version: int
@@ -213,6 +257,85 @@ class ValidationRecord:
     summary: str
     artifact_sha256: str
     created_at: datetime
+    recommendation: str = ""  # a Recommendation value; derived from outcome when left empty
+    conditions: tuple[str, ...] = ()
+    sections: dict[str, str] = field(default_factory=dict)
+    gate_run_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.recommendation:
+            derived = Recommendation.APPROVE if self.outcome == "pass" else Recommendation.REJECT
+            object.__setattr__(self, "recommendation", derived.value)
+
+
+@dataclass(frozen=True)
+class GateRun:
+    """The evidence of one run of the validation gates over one version's artifact."""
+
+    id: int
+    model_name: str
+    version: int
+    run_by: str
+    policy_name: str
+    policy_sha256: str
+    policy_text: str
+    artifact_sha256: str
+    training_data_hash: str | None
+    datasets: dict[str, dict[str, Any]]  # name -> {"sha256": ..., "rows": ...}
+    passed: bool
+    failed_gates: tuple[str, ...]
+    report: dict[str, Any]
+    report_sha256: str  # SHA-256 of the canonical JSON text of ``report``
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A validation finding on a version, or on the model as a whole (``version`` None)."""
+
+    id: int
+    model_name: str
+    version: int | None
+    severity: Severity
+    title: str
+    description: str
+    remediation_owner: str
+    due_date: date
+    status: FindingStatus
+    raised_by: str
+    raised_at: datetime
+    updated_by: str
+    updated_at: datetime
+    resolution: str | None = None  # what the owner's side did (the remediation note)
+    remediated_by: str | None = None
+    closure_note: str | None = None
+    overdue: bool = False  # not closed and due before today (by the registry's clock)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The approver's decision on a version, with any conditions attached to it."""
+
+    id: int
+    model_name: str
+    version: int
+    approver: str
+    decision: ApprovalDecision
+    conditions: tuple[str, ...]
+    comment: str
+    artifact_sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelNarrative:
+    """The model card's narrative sections (see ``NARRATIVE_SECTIONS``); revision 0: none yet."""
+
+    model_name: str
+    sections: dict[str, str]
+    revision: int = 0
+    updated_by: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,11 @@ def test_checkpoint_of_the_current_chain_verifies(chain: Registry) -> None:
 def test_every_state_change_has_its_event_and_the_log_filters(chain: Registry, clock) -> None:
     everything = chain.audit_log()
     assert [e.seq for e in everything] == list(range(1, len(everything) + 1))
-    assert {e.action for e in chain.audit_log(actor="petra")} == {"version.approve", "alias.set"}
+    assert {e.action for e in chain.audit_log(actor="petra")} == {
+        "version.approve",
+        "version.approval_decided",
+        "alias.set",
+    }
     assert [e.action for e in chain.audit_log(action="alias.*")] == ["alias.set"]
     assert all(e.model_name == "pd-model" for e in chain.audit_log(model_name="pd-model"))
     newest = chain.audit_log(limit=2, newest_first=True)

@@ -130,9 +130,11 @@ def test_full_lifecycle_by_three_people(registry: Registry, people) -> None:
     assert actions == [
         "model.created",
         "version.registered",
+        "validation.gates_run",
         "version.submit",
         "version.validated",
         "version.approve",
+        "version.approval_decided",
         "alias.set",
     ]
     assert registry.verify_audit().ok

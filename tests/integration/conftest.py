@@ -18,6 +18,8 @@ from charter.registry.service import Registry
 from charter.serving.app import create_app
 from charter.serving.local import serve_in_thread
 
+from helpers import record_passing_gates
+
 MODEL = "gc-scorecard"
 
 
@@ -46,7 +48,11 @@ class Served:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def approve(reg: Registry, people: Any, version: int) -> None:
+def approve(reg: Registry, people: Any, version: int, y: Any = None) -> None:
+    """Gates (the version's AUC on the German Credit frame it was trained on, with labels ``y``
+    when they were not the real ones), an independent validation and approval."""
+    X, real_y = datasets.german_credit_xy()
+    record_passing_gates(reg, people.dev, MODEL, version, X=X, y=real_y if y is None else y)
     reg.transition(people.dev, MODEL, version, "validation")
     reg.record_validation(people.val, MODEL, version, outcome="pass", summary="ok")
     reg.transition(people.app, MODEL, version, "approved")

@@ -34,7 +34,7 @@ def _version(served: Served, *, shuffle_labels: bool, threshold: float) -> int:
         served.people.dev, MODEL, scorecard(0.3), X=X, y=y, dataset_id="gc", fit=True,
         threshold=threshold,
     )  # fmt: skip
-    approve(served.registry, served.people, v.version)
+    approve(served.registry, served.people, v.version, y)
     return v.version
 
 

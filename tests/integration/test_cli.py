@@ -13,9 +13,11 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from charter.cli import app
+from charter.config import Settings
 from charter.registry import formats
+from charter.registry.service import Registry
 
-from helpers import training_frame
+from helpers import record_passing_gates, training_frame
 
 
 class Cli:
@@ -37,6 +39,15 @@ def cli(tmp_path: Path, database_url: str) -> Cli:
 
 def _last_line(text_out: str) -> str:
     return text_out.strip().splitlines()[-1].strip()
+
+
+def _record_gates(cli: Cli, name: str, version: int, user: str) -> None:
+    """A passing gate run recorded through the library (deployment needs one)."""
+    reg = Registry.open(Settings.from_env(cli.env))
+    try:
+        record_passing_gates(reg, reg.identity.actor(user), name, version)
+    finally:
+        reg.db.dispose()
 
 
 def test_the_whole_governed_path(cli: Cli, tmp_path: Path) -> None:
@@ -69,9 +80,11 @@ def test_the_whole_governed_path(cli: Cli, tmp_path: Path) -> None:
     shown = json.loads(cli("versions", "show", "pd-model", "1", "--json"))
     assert shown["stage"] == "development" and shown["author"] == "dana"
     assert [s["name"] for s in shown["feature_schema"]] == ["income", "age"]
+    _record_gates(cli, "pd-model", 1, "dana")
     cli("transition", "pd-model", "1", "--to", "validation", token=tokens["dana"])
     cli(
-        "validate", "pd-model", "1", "--outcome", "pass", "--summary", "independent review",
+        "recommend", "pd-model", "1", "--recommendation", "approve",
+        "--summary", "independent review",
         token=tokens["victor"],
     )  # fmt: skip
     cli("transition", "pd-model", "1", "--to", "approved", token=tokens["petra"])
@@ -104,8 +117,10 @@ def test_the_whole_governed_path(cli: Cli, tmp_path: Path) -> None:
 
     # A canary of a second version.
     cli("register", "pd-model", "--file", str(f), "--format", "skops", token=tokens["dana"])
+    _record_gates(cli, "pd-model", 2, "dana")
     cli("transition", "pd-model", "2", "--to", "validation", token=tokens["dana"])
-    cli("validate", "pd-model", "2", "--outcome", "pass", "--summary", "ok", token=tokens["victor"])
+    cli("recommend", "pd-model", "2", "--recommendation", "approve", "--summary", "ok",
+        token=tokens["victor"])  # fmt: skip
     cli("transition", "pd-model", "2", "--to", "approved", token=tokens["petra"])
     out = cli("canary", "start", "pd-model", "2", "--steps", "0.5,1.0", "--min-decisions", "10",
               token=tokens["petra"])  # fmt: skip
@@ -161,14 +176,3 @@ def test_audit_verify_exits_1_on_tampering(cli: Cli, database_url: str) -> None:
     engine.dispose()
     out = cli("audit", "verify", code=1)
     assert "BROKEN at event 2" in out
-
-
-def test_demo_runs_and_ends_with_a_verified_chain(tmp_path: Path) -> None:
-    env = {"CHARTER_HOME": str(tmp_path / "demo"), "CHARTER_DATABASE_URL": "", "COLUMNS": "200"}
-    r = CliRunner().invoke(app, ["demo"], env=env)
-    assert r.exit_code == 0, r.stdout + r.stderr
-    assert _last_line(r.stdout).startswith("audit chain verified")
-    assert "may not validate" in r.stdout and "1 model(s) in production: 1 high" in r.stdout
-    assert "300 decisions logged before their responses; shadow agreement" in r.stdout
-    assert "started a canary" in r.stdout
-    assert "champion of german-credit-scorecard is now" in r.stdout

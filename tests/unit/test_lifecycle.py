@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from charter.entities import Actor, AliasName, Role, Stage
 from charter.registry.lifecycle import (
     TRANSITIONS,
+    GateRunFact,
     VersionFacts,
     allowed_targets,
     check_alias,
@@ -27,8 +30,12 @@ ADMIN = actor("ada", Role.ADMIN)
 BOT = Actor("charter-automation", frozenset({Role.SERVICE}), is_automation=True)
 
 
-def facts(stage: Stage, **kw: object) -> VersionFacts:
-    return VersionFacts(stage=stage, author="dana", **kw)
+PASSED = GateRunFact(id=1, passed=True)
+
+
+def facts(stage: Stage, **kw: Any) -> VersionFacts:
+    kw.setdefault("latest_gate_run", PASSED)
+    return VersionFacts(stage=stage, author="dana", model_name="pd", version=2, **kw)
 
 
 def test_the_edges() -> None:
@@ -103,3 +110,27 @@ def test_retire_needs_aliases_gone_and_serving_aliases_deploy() -> None:
     assert stage_after_alias(Stage.APPROVED, AliasName.CHAMPION) is Stage.DEPLOYED
     assert stage_after_alias(Stage.APPROVED, AliasName.SHADOW) is Stage.APPROVED
     assert stage_after_alias(Stage.DEPLOYED, AliasName.CHALLENGER) is Stage.DEPLOYED
+
+
+def test_serving_needs_passed_gates_and_no_open_high_finding() -> None:
+    approved = facts(Stage.APPROVED)
+    assert check_alias(approved, APP, AliasName.CHAMPION).allowed
+    never = facts(Stage.APPROVED, latest_gate_run=None)
+    c = check_alias(never, APP, AliasName.CHAMPION)
+    assert not c.role and not c.sod
+    assert c.guard == (
+        "the version has no gate run for its artifact; run `charter validate pd 2 --policy FILE` "
+        "and deploy it once the gates pass",
+    )
+    failed = facts(
+        Stage.APPROVED, latest_gate_run=GateRunFact(7, False, ("performance", "stability"))
+    )
+    (reason,) = check_alias(failed, APP, AliasName.CHALLENGER).guard
+    assert "gate run #7 failed (performance, stability)" in reason
+    assert "charter validate pd 2 --policy FILE" in reason
+    flagged = facts(Stage.DEPLOYED, open_high_findings=(3, 5))
+    (reason,) = check_alias(flagged, BOT, AliasName.CHAMPION).guard
+    assert "#3, #5" in reason and "charter findings close 3" in reason
+    # Shadow answers no customer: neither rule applies to it.
+    assert check_alias(facts(Stage.VALIDATION, latest_gate_run=None), DEV, AliasName.SHADOW).allowed
+    assert check_alias(flagged, DEV, AliasName.SHADOW).allowed

@@ -1,16 +1,20 @@
 """The model inventory export: every model with the fields a model risk team tracks, the count of
-models in production by risk tier, and the overdue reviews. Data first (``Inventory``), rendered to
-CSV, JSON or Markdown second."""
+models in production by risk tier, the overdue reviews and the validation findings not closed yet.
+Data first (``Inventory``), rendered to CSV, JSON or Markdown second.
+
+Findings columns: ``open_findings`` counts findings not closed (open or remediated, awaiting a
+validator's closure), ``open_high_findings`` those of high severity, ``overdue_findings`` those
+past their due date (by the registry's clock)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from charter.entities import Model, RiskTier
+from charter.entities import Finding, FindingStatus, Model, RiskTier, Severity
 from charter.errors import InvalidArgument
 from charter.registry.service import Registry
 
@@ -31,8 +35,31 @@ COLUMNS = (
     "last_review",
     "next_review",
     "review_overdue",
+    "open_findings",
+    "open_high_findings",
+    "overdue_findings",
     "tags",
 )
+
+
+@dataclass(frozen=True)
+class FindingCounts:
+    open: int = 0  # not closed: open or remediated
+    open_high: int = 0
+    overdue: int = 0
+
+
+def count_findings(findings: list[Finding]) -> dict[str, FindingCounts]:
+    """Per model: findings not closed, those of high severity, and those overdue."""
+    acc: dict[str, list[int]] = {}
+    for f in findings:
+        if f.status is FindingStatus.CLOSED:
+            continue
+        c = acc.setdefault(f.model_name, [0, 0, 0])
+        c[0] += 1
+        c[1] += f.severity is Severity.HIGH
+        c[2] += f.overdue
+    return {name: FindingCounts(*c) for name, c in acc.items()}
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,10 @@ class Inventory:
     models: tuple[Model, ...]
     audit_head_seq: int | None
     audit_head_hash: str | None
+    findings: dict[str, FindingCounts] = field(default_factory=dict)
+
+    def findings_of(self, name: str) -> FindingCounts:
+        return self.findings.get(name, FindingCounts())
 
     @property
     def in_production_by_tier(self) -> dict[str, int]:
@@ -61,6 +92,9 @@ class Inventory:
             "in_production": sum(by_tier.values()),
             "in_production_by_tier": by_tier,
             "overdue_reviews": [m.name for m in self.overdue],
+            "open_findings": sum(c.open for c in self.findings.values()),
+            "open_high_findings": sum(c.open_high for c in self.findings.values()),
+            "overdue_findings": sum(c.overdue for c in self.findings.values()),
         }
 
 
@@ -72,10 +106,11 @@ def build(registry: Registry) -> Inventory:
         models=models,
         audit_head_seq=head.seq if head else None,
         audit_head_hash=head.hash if head else None,
+        findings=count_findings(registry.list_findings()),
     )
 
 
-def _row(m: Model) -> dict[str, Any]:
+def _row(m: Model, f: FindingCounts) -> dict[str, Any]:
     return {
         "name": m.name,
         "risk_tier": m.risk_tier.value,
@@ -92,6 +127,9 @@ def _row(m: Model) -> dict[str, Any]:
         "last_review": m.last_review.isoformat() if m.last_review else None,
         "next_review": m.next_review.isoformat(),
         "review_overdue": m.review_overdue,
+        "open_findings": f.open,
+        "open_high_findings": f.open_high,
+        "overdue_findings": f.overdue,
         "tags": dict(m.tags),
     }
 
@@ -102,7 +140,7 @@ def to_json(inv: Inventory) -> str:
             "generated_at": inv.generated_at,
             "audit_head": {"seq": inv.audit_head_seq, "hash": inv.audit_head_hash},
             "summary": inv.summary(),
-            "models": [_row(m) for m in inv.models],
+            "models": [_row(m, inv.findings_of(m.name)) for m in inv.models],
         },
         indent=2,
         sort_keys=False,
@@ -114,7 +152,7 @@ def to_csv(inv: Inventory) -> str:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for m in inv.models:
-        r = _row(m)
+        r = _row(m, inv.findings_of(m.name))
         r["upstream"] = ";".join(r["upstream"])
         r["downstream"] = ";".join(r["downstream"])
         r["tags"] = ";".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))
@@ -142,7 +180,9 @@ def to_markdown(inv: Inventory) -> str:
         f"(hash {inv.audit_head_hash}).",
         "",
         f"**{s['in_production']} models in production:** {t['high']} high, {t['medium']} medium, "
-        f"{t['low']} low risk. {len(s['overdue_reviews'])} reviews overdue.",
+        f"{t['low']} low risk. {len(s['overdue_reviews'])} reviews overdue. "
+        f"{s['open_findings']} findings not closed ({s['open_high_findings']} high), "
+        f"{s['overdue_findings']} overdue.",
         "",
     ]
     cols = (
@@ -153,11 +193,14 @@ def to_markdown(inv: Inventory) -> str:
         "owner",
         "next_review",
         "review_overdue",
+        "open_findings",
+        "open_high_findings",
+        "overdue_findings",
     )
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for m in inv.models:
-        r = _row(m)
+        r = _row(m, inv.findings_of(m.name))
         lines.append("| " + " | ".join(_md_cell(r[c]) for c in cols) + " |")
     if inv.overdue:
         lines += ["", "## Overdue reviews", ""]

@@ -56,6 +56,15 @@ SERVING_ALIASES = frozenset({AliasName.CHAMPION, AliasName.CHALLENGER})
 
 
 @dataclass(frozen=True)
+class GateRunFact:
+    """The newest gate run of a version's current artifact."""
+
+    id: int
+    passed: bool
+    failed_gates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VersionFacts:
     """What the rules need to know about a version, read in the deciding transaction."""
 
@@ -64,6 +73,12 @@ class VersionFacts:
     validators: tuple[str, ...] = ()  # who recorded a validation of this version
     passing_validators: tuple[str, ...] = ()  # ... with outcome "pass"
     aliases: tuple[AliasName, ...] = ()
+    model_name: str = "NAME"
+    version: int | None = None
+    # The deployment guard: no gate run means "not shown to pass", so the default refuses.
+    latest_gate_run: GateRunFact | None = None
+    # Ids of high-severity findings not closed yet, on this version or on the whole model.
+    open_high_findings: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,7 @@ def check_transition(facts: VersionFacts, actor: Actor, to: Stage) -> Check:
         if not independent:
             guard.append(
                 "the version has no passing validation by an independent validator; "
-                "a validator must record one first (charter validate / record_validation)"
+                "a validator must record one first (`charter recommend NAME VERSION ...`)"
             )
     if rule.action == "retire" and facts.aliases:
         held = ", ".join(a.value for a in facts.aliases)
@@ -163,9 +178,40 @@ def check_alias(facts: VersionFacts, actor: Actor, alias: AliasName) -> Check:
             f"a version in {facts.stage.value} cannot be {alias.value}; it must be {ok} "
             "(validate and approve it first)"
         )
+    if alias in SERVING_ALIASES:
+        guard.extend(deployment_guard(facts))
     return Check(
         action=f"alias.{alias.value}", role=tuple(role), sod=tuple(sod), guard=tuple(guard)
     )
+
+
+def deployment_guard(facts: VersionFacts) -> list[str]:
+    """Why this version may not answer customers yet, beyond its stage: its newest gate run
+    (for its current artifact) must exist and have passed, and no high-severity finding on it or
+    on its model may be open or remediated-but-not-closed."""
+    reasons: list[str] = []
+    ref = f"{facts.model_name} {facts.version if facts.version is not None else 'VERSION'}"
+    run = facts.latest_gate_run
+    if run is None:
+        reasons.append(
+            "the version has no gate run for its artifact; run "
+            f"`charter validate {ref} --policy FILE` and deploy it once the gates pass"
+        )
+    elif not run.passed:
+        failed = ", ".join(run.failed_gates) or "unnamed gates"
+        reasons.append(
+            f"the version's latest gate run #{run.id} failed ({failed}); fix the model and run "
+            f"`charter validate {ref} --policy FILE` again"
+        )
+    if facts.open_high_findings:
+        ids = ", ".join(f"#{i}" for i in facts.open_high_findings)
+        first = facts.open_high_findings[0]
+        reasons.append(
+            f"high-severity finding {ids} is not closed: close finding {ids} first (the owner "
+            f"runs `charter findings remediate {first} --note TEXT`, then an independent "
+            f"validator `charter findings close {first} --note TEXT`)"
+        )
+    return reasons
 
 
 def stage_after_alias(stage: Stage, alias: AliasName) -> Stage:

@@ -28,13 +28,21 @@ from charter.entities import (
     Actor,
     Alias,
     AliasName,
+    Approval,
+    ApprovalDecision,
     AuditEvent,
     Checkpoint,
     FeatureSpec,
+    Finding,
+    FindingStatus,
+    GateRun,
     Model,
+    ModelNarrative,
     ModelVersion,
+    Recommendation,
     RiskTier,
     Role,
+    Severity,
     Stage,
     TrainingData,
     ValidationRecord,
@@ -51,7 +59,7 @@ from charter.errors import (
     UnsafeArtifact,
 )
 from charter.identity import IdentityService, check_justification
-from charter.registry import formats, lifecycle, lineage
+from charter.registry import formats, lifecycle, lineage, workflow
 from charter.registry.lifecycle import Check, VersionFacts
 from charter.registry.mlflow_import import read_mlflow_model
 from charter.storage import jsonutil
@@ -317,18 +325,26 @@ class Registry:
         )
         return tuple(sorted(AliasName(r.alias) for r in rows))
 
-    def _facts(self, conn: Connection, v: Row[Any]) -> VersionFacts:
+    def _facts(self, conn: Connection, v: Row[Any], model_name: str | None = None) -> VersionFacts:
         vals = conn.execute(
             select(validations.c.validator, validations.c.outcome)
             .where(validations.c.version_id == v.id)
             .order_by(validations.c.id)
         ).all()
+        if model_name is None:
+            model_name = conn.execute(
+                select(models.c.name).where(models.c.id == v.model_id)
+            ).scalar()
         return VersionFacts(
             stage=Stage(v.stage),
             author=v.author,
             validators=tuple(r.validator for r in vals),
             passing_validators=tuple(r.validator for r in vals if r.outcome == "pass"),
             aliases=self._aliases_of(conn, v.id),
+            model_name=str(model_name),
+            version=int(v.version),
+            latest_gate_run=workflow.latest_gate_run_fact(conn, v),
+            open_high_findings=workflow.open_high_finding_ids(conn, v.model_id, v.id),
         )
 
     def _to_model(self, r: Row[Any], champion: int | None) -> Model:
@@ -980,40 +996,74 @@ class Registry:
         comment: str = "",
         justification: str | None = None,
     ) -> ModelVersion:
+        """Move a version to another stage. Approving here is the approver's decision
+        ``approved`` (an approvals row and ``version.approval_decided``, as :meth:`decide`)."""
         target = parse_stage(to)
         subject = audit.Subject("version", f"{name}/{version}", name)
 
         def body(conn: Connection) -> ModelVersion:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
-            facts = self._facts(conn, v)
-            check = lifecycle.check_transition(facts, actor, target)
-            overridden = self._enforce(conn, actor, check, subject, justification)
-            conn.execute(
-                model_versions.update()
-                .where(model_versions.c.id == v.id)
-                .values(stage=target.value)
+            overridden = self._transition_in_tx(
+                conn, actor, name, v, target, comment=comment, justification=justification
             )
-            rule = lifecycle.TRANSITIONS[(facts.stage, target)]
-            audit.append(
-                conn,
-                actor=actor,
-                role=self._acting_role(actor, rule.roles, overridden),
-                action=f"version.{rule.action}",
-                subject=subject,
-                payload={
-                    "version": version,
-                    "from": facts.stage.value,
-                    "to": target.value,
-                    "comment": comment,
-                    "artifact_sha256": v.artifact_sha256,
-                    "override": overridden,
-                },
-                clock=self.clock,
-            )
+            if target is Stage.APPROVED:
+                workflow.write_approval(
+                    self,
+                    conn,
+                    actor,
+                    name,
+                    v,
+                    ApprovalDecision.APPROVED,
+                    conditions=[],
+                    comment=comment,
+                    overridden=overridden,
+                )
             return self._to_version(conn, name, self._version_row(conn, m, version))
 
         return self._guarded(actor, f"version.transition.{target.value}", subject, body)
+
+    def _transition_in_tx(
+        self,
+        conn: Connection,
+        actor: Actor,
+        name: str,
+        v: Row[Any],
+        target: Stage,
+        *,
+        comment: str,
+        justification: str | None,
+        extra: Callable[[VersionFacts, Check], Check] | None = None,
+    ) -> bool:
+        """Inside a write transaction: check, move and audit one stage change of version row
+        ``v`` (``extra`` may add reasons to the check); True if an admin overrode a refusal."""
+        subject = audit.Subject("version", f"{name}/{v.version}", name)
+        facts = self._facts(conn, v, name)
+        check = lifecycle.check_transition(facts, actor, target)
+        if extra is not None:
+            check = extra(facts, check)
+        overridden = self._enforce(conn, actor, check, subject, justification)
+        conn.execute(
+            model_versions.update().where(model_versions.c.id == v.id).values(stage=target.value)
+        )
+        rule = lifecycle.TRANSITIONS[(facts.stage, target)]
+        audit.append(
+            conn,
+            actor=actor,
+            role=self._acting_role(actor, rule.roles, overridden),
+            action=f"version.{rule.action}",
+            subject=subject,
+            payload={
+                "version": int(v.version),
+                "from": facts.stage.value,
+                "to": target.value,
+                "comment": comment,
+                "artifact_sha256": v.artifact_sha256,
+                "override": overridden,
+            },
+            clock=self.clock,
+        )
+        return overridden
 
     def record_validation(
         self,
@@ -1021,66 +1071,32 @@ class Registry:
         name: str,
         version: int,
         *,
-        outcome: str,
+        recommendation: str | Recommendation | None = None,
+        outcome: str | None = None,
         summary: str,
+        conditions: Iterable[str] = (),
+        sections: dict[str, str] | None = None,
+        gate_run_id: int | None = None,
         justification: str | None = None,
     ) -> ValidationRecord:
-        """An independent validator records the outcome (``pass`` or ``fail``) of validation."""
-        if outcome not in ("pass", "fail"):
-            raise InvalidArgument(
-                f"validation outcome {outcome!r} is not pass or fail",
-                field="outcome",
-                remedy="use pass or fail",
-            )
-        text = _text(summary, "summary", "Gates passed: AUC 0.78 on holdout; no findings")
-        subject = audit.Subject("version", f"{name}/{version}", name)
-
-        def body(conn: Connection) -> ValidationRecord:
-            m = self._model_row(conn, name)
-            v = self._version_row(conn, m, version)
-            check = lifecycle.check_validation(self._facts(conn, v), actor)
-            overridden = self._enforce(conn, actor, check, subject, justification)
-            now = iso(self.clock())
-            rid = inserted_id(
-                conn.execute(
-                    validations.insert().values(
-                        version_id=v.id,
-                        validator=actor.username,
-                        outcome=outcome,
-                        summary=text,
-                        artifact_sha256=v.artifact_sha256,
-                        created_at=now,
-                    )
-                )
-            )
-            audit.append(
-                conn,
-                actor=actor,
-                role=self._acting_role(actor, (Role.VALIDATOR,), overridden),
-                action="version.validated",
-                subject=subject,
-                payload={
-                    "version": version,
-                    "outcome": outcome,
-                    "summary": text,
-                    "artifact_sha256": v.artifact_sha256,
-                    "validation_id": rid,
-                    "override": overridden,
-                },
-                clock=self.clock,
-            )
-            return ValidationRecord(
-                id=rid,
-                model_name=name,
-                version=version,
-                validator=actor.username,
-                outcome=outcome,
-                summary=text,
-                artifact_sha256=v.artifact_sha256,
-                created_at=parse_iso(now),
-            )
-
-        return self._guarded(actor, "version.validate", subject, body)
+        """An independent validator records their recommendation on a version in validation:
+        ``approve``, ``approve_with_conditions`` (with ``conditions``) or ``reject``; the older
+        ``outcome="pass"``/``"fail"`` means approve/reject. ``sections`` is the validator's
+        narrative (scope, conceptual_soundness, limitations, conclusion); ``gate_run_id`` links
+        the gate run the conclusion rests on."""
+        return workflow.record_validation(
+            self,
+            actor,
+            name,
+            version,
+            recommendation=recommendation,
+            outcome=outcome,
+            summary=summary,
+            conditions=conditions,
+            sections=sections,
+            gate_run_id=gate_run_id,
+            justification=justification,
+        )
 
     def list_validations(self, name: str, version: int) -> list[ValidationRecord]:
         with self.db.read() as conn:
@@ -1091,19 +1107,136 @@ class Registry:
                 .where(validations.c.version_id == v.id)
                 .order_by(validations.c.id)
             ).all()
-        return [
-            ValidationRecord(
-                id=r.id,
-                model_name=name,
-                version=version,
-                validator=r.validator,
-                outcome=r.outcome,
-                summary=r.summary,
-                artifact_sha256=r.artifact_sha256,
-                created_at=parse_iso(r.created_at),
-            )
-            for r in rows
-        ]
+        return [workflow.validation_record(r, name, version) for r in rows]
+
+    # ------------------------------------------------------------------ validation workflow
+    def record_gate_run(
+        self,
+        actor: Actor,
+        name: str,
+        version: int,
+        *,
+        policy_name: str,
+        policy_sha256: str,
+        policy_text: str,
+        datasets: dict[str, dict[str, Any]],
+        passed: bool,
+        failed_gates: Iterable[str],
+        report: dict[str, Any],
+    ) -> GateRun:
+        """Record the evidence of one run of the validation gates (developers, validators,
+        service), bound to the version's artifact and training-data hashes. ``policy_sha256``
+        must be the SHA-256 of ``policy_text`` (UTF-8); the report is stored as canonical JSON
+        and its SHA-256 is audited. Serving aliases and canaries need the newest run passed."""
+        return workflow.record_gate_run(
+            self,
+            actor,
+            name,
+            version,
+            policy_name=policy_name,
+            policy_sha256=policy_sha256,
+            policy_text=policy_text,
+            datasets=datasets,
+            passed=passed,
+            failed_gates=failed_gates,
+            report=report,
+        )
+
+    def list_gate_runs(self, name: str, version: int) -> list[GateRun]:
+        """A version's gate runs, oldest first."""
+        return workflow.list_gate_runs(self, name, version)
+
+    def get_gate_run(self, gate_run_id: int) -> GateRun:
+        return workflow.get_gate_run(self, gate_run_id)
+
+    def raise_finding(
+        self,
+        actor: Actor,
+        name: str,
+        version: int | None,
+        *,
+        severity: str | Severity,
+        title: str,
+        description: str,
+        remediation_owner: str,
+        due_date: date | str,
+    ) -> Finding:
+        """A validator raises a finding on a version (not their own) or, with ``version=None``,
+        on the model as a whole."""
+        return workflow.raise_finding(
+            self,
+            actor,
+            name,
+            version,
+            severity=severity,
+            title=title,
+            description=description,
+            remediation_owner=remediation_owner,
+            due_date=due_date,
+        )
+
+    def remediate_finding(self, actor: Actor, finding_id: int, note: str) -> Finding:
+        """The owner's side (a developer, or the named remediation owner) marks it remediated."""
+        return workflow.remediate_finding(self, actor, finding_id, note)
+
+    def close_finding(self, actor: Actor, finding_id: int, note: str) -> Finding:
+        """A validator who neither remediated it nor developed the version closes it."""
+        return workflow.close_finding(self, actor, finding_id, note)
+
+    def reopen_finding(self, actor: Actor, finding_id: int, note: str) -> Finding:
+        """A validator reopens a remediated or closed finding."""
+        return workflow.reopen_finding(self, actor, finding_id, note)
+
+    def list_findings(
+        self,
+        name: str | None = None,
+        status: str | FindingStatus | None = None,
+        *,
+        version: int | None = None,
+    ) -> list[Finding]:
+        """Findings (of one model, or all), oldest first; ``status`` may also be ``overdue``."""
+        return workflow.list_findings(self, name, status, version=version)
+
+    def get_finding(self, finding_id: int) -> Finding:
+        return workflow.get_finding(self, finding_id)
+
+    def decide(
+        self,
+        actor: Actor,
+        name: str,
+        version: int,
+        decision: str | ApprovalDecision,
+        *,
+        comment: str = "",
+        conditions: Iterable[str] = (),
+        justification: str | None = None,
+    ) -> Approval:
+        """The approver's decision on a version in validation: ``approved`` or
+        ``approved_with_conditions`` (at least one condition) move it to approved under the
+        approval rule; ``rejected`` (with a comment) sends it back to development."""
+        return workflow.decide(
+            self,
+            actor,
+            name,
+            version,
+            decision,
+            comment=comment,
+            conditions=conditions,
+            justification=justification,
+        )
+
+    def list_approvals(self, name: str, version: int) -> list[Approval]:
+        return workflow.list_approvals(self, name, version)
+
+    def set_model_narrative(
+        self, actor: Actor, name: str, sections: dict[str, str | None]
+    ) -> ModelNarrative:
+        """Set narrative sections of the model card (developers, approvers); sections not given
+        stay as they are, blank or None clears one."""
+        return workflow.set_model_narrative(self, actor, name, sections)
+
+    def get_model_narrative(self, name: str) -> ModelNarrative:
+        return workflow.get_model_narrative(self, name)
 
     # ------------------------------------------------------------------ aliases
     def set_alias(
@@ -1127,7 +1260,7 @@ class Registry:
         def body(conn: Connection) -> Alias:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
-            facts = self._facts(conn, v)
+            facts = self._facts(conn, v, name)
             current = conn.execute(
                 select(
                     model_aliases.c.version_id, model_aliases.c.revision, model_versions.c.version
@@ -1340,9 +1473,19 @@ class Registry:
         return self._guarded(actor, "traffic.set", subject, body)
 
     # ------------------------------------------------------------------ canary rollouts
-    def start_canary(self, actor: Actor, name: str, version: int, plan: Any) -> dict[str, Any]:
+    def start_canary(
+        self,
+        actor: Actor,
+        name: str,
+        version: int,
+        plan: Any,
+        *,
+        justification: str | None = None,
+    ) -> dict[str, Any]:
         """Start a canary rollout of an approved version under ``plan`` (a CanaryPlan or its
-        dict): it answers for the plan's first share of applicants from then on."""
+        dict): it answers for the plan's first share of applicants from then on. The champion's
+        rules apply (approved, passed gates, no open high finding, not its developer); an admin
+        may override a refusal with a written ``justification``."""
         from charter.serving.routing import CanaryPlan, CanaryState
 
         p = plan if isinstance(plan, CanaryPlan) else CanaryPlan.from_dict(plan)
@@ -1352,8 +1495,8 @@ class Registry:
             m = self._model_row(conn, name)
             v = self._version_row(conn, m, version)
             # A canary is a version put into service: the champion's rules apply.
-            check = lifecycle.check_alias(self._facts(conn, v), actor, AliasName.CHAMPION)
-            self._enforce(conn, actor, check, subject, None)
+            check = lifecycle.check_alias(self._facts(conn, v, name), actor, AliasName.CHAMPION)
+            overridden = self._enforce(conn, actor, check, subject, justification)
             champion = self._champion_version(conn, m.id)
             if champion is None or champion == version:
                 raise TransitionNotAllowed(
@@ -1392,11 +1535,18 @@ class Registry:
                     .where(traffic_policies.c.model_id == m.id)
                     .values(revision=cur.revision + 1, **values)
                 )
-            payload = {"version": version, "champion": champion, "plan": p.to_dict()}
+            payload = {
+                "version": version,
+                "champion": champion,
+                "plan": p.to_dict(),
+                "override": overridden,
+            }
             audit.append(
                 conn,
                 actor=actor,
-                role=self._acting_role(actor, lifecycle.ALIAS_ROLES[AliasName.CHAMPION], False),
+                role=self._acting_role(
+                    actor, lifecycle.ALIAS_ROLES[AliasName.CHAMPION], overridden
+                ),
                 action="canary.started",
                 subject=subject,
                 payload=payload,
@@ -1485,7 +1635,7 @@ class Registry:
     def _promote_canary(self, conn: Connection, bot: Actor, m: Row[Any], version: int) -> None:
         """Inside the canary step's transaction: the canary version becomes the champion."""
         v = self._version_row(conn, m, version)
-        facts = self._facts(conn, v)
+        facts = self._facts(conn, v, m.name)
         self._enforce(
             conn,
             bot,
@@ -1536,6 +1686,50 @@ class Registry:
         with self.db.read() as conn:
             self._model_row(conn, name)
             return audit.alias_holder_at(conn, name, a.value, at)
+
+    # ------------------------------------------------------------------ documents
+    def record_report(
+        self,
+        actor: Actor,
+        kind: str,
+        *,
+        model_name: str | None,
+        version: int | None,
+        document_sha256: str,
+        audit_head_seq: int,
+        files: Sequence[str] = (),
+    ) -> AuditEvent:
+        """Record that a document (model card, validation report, MRM pack) was produced from
+        the chain up to ``audit_head_seq``: who, which document, and its sha256."""
+        if not actor.roles:
+            raise PermissionDenied(
+                f"{actor.username} has no role; producing a governance document needs one",
+                remedy="ask an admin for a role (auditor, validator, approver, ...)",
+            )
+        if model_name is not None:
+            self.get_model(model_name)
+        ident = f"{kind}/{model_name or 'all'}" + (f"/{version}" if version is not None else "")
+        subject = audit.Subject("report", ident, model_name)
+
+        def body(conn: Connection) -> AuditEvent:
+            return audit.append(
+                conn,
+                actor=actor,
+                role=",".join(sorted(r.value for r in actor.roles)),
+                action="report.generated",
+                subject=subject,
+                payload={
+                    "kind": kind,
+                    "model": model_name,
+                    "version": version,
+                    "document_sha256": document_sha256,
+                    "audit_head_seq": audit_head_seq,
+                    "files": list(files),
+                },
+                clock=self.clock,
+            )
+
+        return self._guarded(actor, "report.generate", subject, body)
 
     # ------------------------------------------------------------------ audit
     def audit_log(self, **filters: Any) -> list[AuditEvent]:

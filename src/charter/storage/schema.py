@@ -124,6 +124,83 @@ validations = Table(
     Column("summary", Text, nullable=False),
     Column("artifact_sha256", SHA, nullable=False),
     Column("created_at", TS, nullable=False),
+    # migration 0005: the validator's recommendation (outcome stays: pass unless reject)
+    Column("recommendation", String(30), nullable=False),  # approve|approve_with_conditions|reject
+    Column("conditions", Text, nullable=False, server_default="[]"),  # JSON list of text
+    Column("sections", Text, nullable=False, server_default="{}"),  # JSON {section: text}
+    Column("gate_run_id", Integer, ForeignKey("gate_runs.id"), nullable=True),
+)
+
+# The evidence of one run of the validation gates over a version (migration 0005). The report is
+# canonical JSON; report_sha256 is the SHA-256 of exactly that text.
+gate_runs = Table(
+    "gate_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("run_by", String(64), nullable=False),
+    Column("policy_name", String(200), nullable=False),
+    Column("policy_sha256", SHA, nullable=False),
+    Column("policy_text", Text, nullable=False),  # the TOML policy as given
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("training_data_hash", SHA, nullable=True),
+    Column("datasets", Text, nullable=False),  # JSON {name: {sha256, rows}}
+    Column("passed", Boolean, nullable=False),
+    Column("failed_gates", Text, nullable=False),  # JSON list of gate names
+    Column("report", Text, nullable=False),
+    Column("report_sha256", SHA, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# Validation findings (migration 0005): on a version, or on the model (version_id NULL).
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=True),
+    Column("severity", String(10), nullable=False),  # high | medium | low
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("remediation_owner", String(200), nullable=False),
+    Column("due_date", String(10), nullable=False),  # YYYY-MM-DD
+    Column("status", String(12), nullable=False),  # open | remediated | closed
+    Column("raised_by", String(64), nullable=False),
+    Column("raised_at", TS, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("resolution", Text, nullable=True),  # the remediation note
+    Column("remediated_by", String(64), nullable=True),
+    Column("closure_note", Text, nullable=True),
+)
+
+# The approver's decisions (migration 0005).
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("approver", String(64), nullable=False),
+    Column("decision", String(30), nullable=False),  # approved|approved_with_conditions|rejected
+    Column("conditions", Text, nullable=False),  # JSON list of text
+    Column("comment", Text, nullable=False),
+    Column("artifact_sha256", SHA, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# The model card's narrative sections, one row per model (migration 0005).
+model_narratives = Table(
+    "model_narratives",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("intended_use", Text, nullable=True),
+    Column("out_of_scope_uses", Text, nullable=True),
+    Column("factors", Text, nullable=True),
+    Column("ethical_considerations", Text, nullable=True),
+    Column("caveats_and_recommendations", Text, nullable=True),
+    Column("revision", Integer, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", TS, nullable=False),
 )
 
 # Append-only and hash-chained. No code path updates or deletes rows; triggers forbid it.
@@ -222,6 +299,9 @@ Index("ix_shadow_scores_model_created", shadow_scores.c.model_name, shadow_score
 Index("ix_model_versions_model_id", model_versions.c.model_id)
 Index("ix_api_tokens_user_id", api_tokens.c.user_id)
 Index("ix_validations_version_id", validations.c.version_id)
+Index("ix_gate_runs_version_id", gate_runs.c.version_id)
+Index("ix_findings_model_status", findings.c.model_id, findings.c.status)
+Index("ix_approvals_version_id", approvals.c.version_id)
 Index("ix_audit_events_model_ts", audit_events.c.model_name, audit_events.c.ts)
 Index("ix_audit_events_actor", audit_events.c.actor)
 Index("ix_audit_events_action", audit_events.c.action)
