@@ -1,19 +1,25 @@
 """`charter demo`: the German Credit story, one readable step after another.
 
 1. A fresh store with four people: an admin, a developer, a validator and an approver.
-2. The developer adds the scorecard to the inventory and trains a logistic-regression scorecard
-   on German Credit; Charter captures its lineage.
-3. Segregation of duties at work: the developer cannot validate their own version.
-4. The validator validates it, the approver approves it and makes it champion.
+2. The developer adds the scorecard to the inventory, writes its intended use, and trains a
+   logistic-regression scorecard on German Credit; Charter captures its lineage.
+3. Validation gates: the developer submits it; the validator runs the policy's gates
+   (performance, stability, fairness, calibration, sensitivity, benchmark) and Charter records
+   the run bound to the artifact, data and policy hashes. Nobody validates their own model.
+4. The validator records a finding and recommends approval with conditions; the approver
+   approves; only the approver (not the developer) makes it champion.
 5. The inventory and "who was champion when".
-6. A gradient-boosting challenger is validated and put in shadow.
-7. The champion is served over HTTP; the holdout applicants are replayed; every decision is logged
+6. A gradient-boosting challenger runs the gates, fails the fairness gate, gets a high finding,
+   and goes to shadow (shadow is allowed; customer-facing traffic is not).
+7. The champion is served over HTTP; holdout applicants are replayed; every decision is logged
    before its response, and the shadow's agreement with the champion is shown.
-8. The challenger is approved and rolled out as a canary that the automation advances, promotes
-   or rolls back on guardrails measured from the decision log.
-9. The audit trail and its verification.
+8. The challenger's canary is refused by the deployment guard; the developer remediates with a
+   scorecard without age, which passes the gates against the champion, is approved and rolled
+   out as a canary that the automation promotes or rolls back on guardrails.
+9. The model card, validation reports and MRM committee report, as JSON, HTML and PDF.
+10. The audit trail and its verification.
 
-Later issues extend this story (serving, monitoring, reports); keep it one script of steps.
+Later issues extend this story (monitoring, explanations, the dashboard); keep it one script.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +40,6 @@ from rich.table import Table
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -49,6 +55,8 @@ from charter.storage.db import Database
 
 MODEL = "german-credit-scorecard"
 SEED = 20261122
+THRESHOLD = 0.5  # scores at or above it are declined
+CATEGORY = {c: "category" for c in datasets.GERMAN_CREDIT_CATEGORICAL}
 
 
 def _step(console: Console, n: int, title: str) -> None:
@@ -56,20 +64,23 @@ def _step(console: Console, n: int, title: str) -> None:
     console.rule(f"[bold]{n}. {title}")
 
 
-def _scorecard() -> Pipeline:
+def _scorecard(drop: tuple[str, ...] = (), c: float = 0.5) -> Pipeline:
+    numeric = [f for f in datasets.GERMAN_CREDIT_NUMERIC if f not in drop]
+    categorical = [f for f in datasets.GERMAN_CREDIT_CATEGORICAL if f not in drop]
     pre = ColumnTransformer(
         [
-            ("num", StandardScaler(), list(datasets.GERMAN_CREDIT_NUMERIC)),
-            (
-                "cat",
-                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                list(datasets.GERMAN_CREDIT_CATEGORICAL),
-            ),
+            ("num", StandardScaler(), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
         ]
     )
     return Pipeline(
-        [("prep", pre), ("lr", LogisticRegression(C=0.5, max_iter=1000, random_state=SEED))]
+        [("prep", pre), ("lr", LogisticRegression(C=c, max_iter=1000, random_state=SEED))]
     )
+
+
+def policy_text() -> str:
+    """The German Credit validation policy shipped with the package."""
+    return datasets.german_credit_path().with_name("german_credit_policy.toml").read_text()
 
 
 def run(settings: Settings, console: Console) -> None:
@@ -77,12 +88,37 @@ def run(settings: Settings, console: Console) -> None:
     db = Database(settings.database_url)
     try:
         db.upgrade()
-        _story(Registry(db, ArtifactStore(settings.artifact_root)), console)
+        _story(Registry(db, ArtifactStore(settings.artifact_root)), console, settings.home)
     finally:
         db.dispose()
 
 
-def _serve_and_shadow(
+def _gates(
+    reg: Registry, console: Console, actor: Actor, version: int, data: dict[str, pd.DataFrame]
+) -> Any:
+    """Run the policy's gates as ``actor`` and print one line per gate."""
+    from charter.validation.runner import validate
+
+    run_, record = validate(reg, actor, MODEL, version, policy_text(), data)
+    t = Table(f"gate (v{version})", "result", "summary")
+    for g in run_.gates:
+        t.add_row(g.gate, "[green]pass[/]" if g.passed else "[red]FAIL[/]", g.summary)
+    console.print(t)
+    verdict = "passed" if run_.passed else f"FAILED ({', '.join(run_.failed_gates)})"
+    console.print(
+        f"{actor.username} ran policy {run_.policy['name']} (sha256 {run_.policy['sha256'][:12]}) "
+        f"on v{version}: {verdict}; gate run {record.id} recorded against artifact "
+        f"{record.artifact_sha256[:12]}"
+    )
+    return run_, record
+
+
+def _rows(X: pd.DataFrame) -> Iterator[tuple[Any, dict[str, Any]]]:
+    for idx, row in X.iterrows():
+        yield idx, {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def _challenger(
     reg: Registry,
     console: Console,
     admin: Actor,
@@ -91,40 +127,65 @@ def _serve_and_shadow(
     petra: Actor,
     X_train: pd.DataFrame,
     y_train: np.ndarray,
-    X_test: pd.DataFrame,
-) -> None:
-    """Serve the champion over HTTP, shadow a gradient-boosting challenger, replay traffic."""
-    _step(console, 6, "A gradient-boosting challenger, validated, in shadow")
+    data: dict[str, pd.DataFrame],
+) -> int:
+    """A gradient-boosting challenger: gates, a high finding, shadow."""
+    _step(console, 6, "A gradient-boosting challenger: gates, a finding, shadow")
     challenger = reg.log_model(
         dana,
         MODEL,
         HistGradientBoostingClassifier(
-            max_iter=150, learning_rate=0.05, categorical_features="from_dtype", random_state=SEED
+            max_iter=120,
+            learning_rate=0.05,
+            max_depth=3,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            categorical_features="from_dtype",
+            random_state=SEED,
         ),
-        X=X_train.astype({c: "category" for c in datasets.GERMAN_CREDIT_CATEGORICAL}),
+        X=X_train.astype(CATEGORY),
         y=y_train,
         dataset_id="uci-statlog-german-credit/train-70pct",
         fit=True,
         description="Histogram gradient boosting on all 20 attributes",
+        threshold=THRESHOLD,
     )
     reg.transition(dana, MODEL, challenger.version, "validation")
-    reg.record_validation(
-        victor, MODEL, challenger.version, outcome="pass", summary="benchmark challenger"
-    )
+    run_, _ = _gates(reg, console, victor, challenger.version, data)
+    for gate in run_.gates:
+        for c in gate.failed:
+            f = reg.raise_finding(
+                victor,
+                MODEL,
+                challenger.version,
+                severity="high",
+                title=f"{gate.gate} gate failed: {c.name}",
+                description=f"{c.name} on {c.dataset} is {c.value:.3f}, beyond the policy's "
+                f"limit {c.op} {c.limit:g}. Customer-facing use is blocked until it is fixed.",
+                remediation_owner="dana",
+                due_date=reg.clock().date() + timedelta(days=30),
+            )
+            console.print(f"victor raised finding #{f.id} (high): {f.title}")
     reg.set_alias(dana, MODEL, challenger.version, "shadow")
     console.print(
-        f"v{challenger.version} ({challenger.source['model_class'].rsplit('.', 1)[-1]}) scores "
-        "every request off the response path; its decisions are logged, never returned"
+        f"v{challenger.version} ({challenger.source['model_class'].rsplit('.', 1)[-1]}) goes to "
+        "shadow: it scores every request off the response path; its decisions are logged, "
+        "never returned"
     )
+    return challenger.version
 
+
+def _serve_and_shadow(
+    reg: Registry, console: Console, admin: Actor, challenger: int, X_test: pd.DataFrame
+) -> str:
+    """Serve the champion over HTTP with the challenger in shadow; replay the test applicants."""
     _step(console, 7, "Serving the champion over HTTP and replaying the holdout applicants")
     reg.identity.create_user(admin, "loan-origination", ["service"])
     token = reg.identity.issue_token(admin, "loan-origination", label="demo")
     with _running_server(reg) as base:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         decided = []
-        for i, (idx, row) in enumerate(X_test.iterrows()):
-            features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for i, (idx, features) in enumerate(_rows(X_test)):
             body = {
                 "request_id": f"demo-{idx}",
                 "entity_key": f"applicant-{idx}",
@@ -144,9 +205,7 @@ def _serve_and_shadow(
     for decision_id, shadow_decision in shadow_rows:
         matrix[(by_id[decision_id]["decision"], shadow_decision)] += 1
     agree = matrix[("approve", "approve")] + matrix[("decline", "decline")]
-    t = Table(
-        f"champion v{decided[0]['version']} \\ shadow v{challenger.version}", "approve", "decline"
-    )
+    t = Table(f"champion v{decided[0]['version']} \\ shadow v{challenger}", "approve", "decline")
     for a in ("approve", "decline"):
         t.add_row(a, str(matrix[(a, "approve")]), str(matrix[(a, "decline")]))
     console.print(
@@ -154,21 +213,81 @@ def _serve_and_shadow(
         f"{agree}/{len(shadow_rows)} = {agree / max(len(shadow_rows), 1):.1%}"
     )
     console.print(t)
+    return token
 
-    _step(console, 8, "A canary of the challenger, guarded by the decision log")
-    reg.transition(petra, MODEL, challenger.version, "approved", comment="approved for a canary")
-    plan = {
-        "steps": [0.2, 0.5, 1.0],
-        "min_decisions": 40,
-        "max_error_rate": 0.01,
-        "max_latency_p99_ms": 50.0,
-        "max_score_psi": 0.25,
-        "max_approval_rate_delta": 0.10,
-    }
-    reg.start_canary(petra, MODEL, challenger.version, plan)
+
+CANARY_PLAN = {
+    "steps": [0.2, 0.5, 1.0],
+    "min_decisions": 40,
+    "max_error_rate": 0.01,
+    "max_latency_p99_ms": 50.0,
+    "max_score_psi": 0.25,
+    "max_approval_rate_delta": 0.10,
+}
+
+
+def _canary(
+    reg: Registry,
+    console: Console,
+    dana: Actor,
+    victor: Actor,
+    petra: Actor,
+    challenger: int,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_test: pd.DataFrame,
+    data: dict[str, pd.DataFrame],
+    token: str,
+) -> int:
+    """The failed challenger's canary is refused; a remediated scorecard goes through one."""
+    _step(console, 8, "The deployment guard, a remediated challenger, and its canary")
+    try:
+        reg.start_canary(petra, MODEL, challenger, CANARY_PLAN)
+    except CharterError as refused:
+        console.print(f"[yellow]canary of v{challenger} refused, and audited:[/] {refused.message}")
+    features = [c for c in X_train.columns if c != "age_in_years"]
+    remedy = reg.log_model(
+        dana,
+        MODEL,
+        _scorecard(drop=("age_in_years",), c=0.3),
+        X=X_train[features],
+        y=y_train,
+        dataset_id="uci-statlog-german-credit/train-70pct",
+        fit=True,
+        description="Logistic-regression scorecard without age",
+        threshold=THRESHOLD,
+    )
+    console.print(f"dana trains v{remedy.version}: the scorecard without age, more regularised")
+    for f in reg.list_findings(name=MODEL, version=challenger):
+        reg.remediate_finding(dana, f.id, f"superseded by v{remedy.version} (age removed)")
+        reg.close_finding(
+            victor, f.id, f"v{challenger} stays in shadow; v{remedy.version} validated"
+        )
+        console.print(f"finding #{f.id}: remediated by dana, closed by victor")
+    reg.transition(dana, MODEL, remedy.version, "validation")
+    run_, gates = _gates(reg, console, victor, remedy.version, data)
+    champ = run_.gate("performance").evidence["champion"].get("out_of_time")
+    if champ:
+        console.print(
+            f"against champion v{champ['version']} on out-of-time applicants: AUC "
+            f"{champ['auc_b']:.3f} vs {champ['auc_a']:.3f} (DeLong p = {champ['p_value']:.2f})"
+        )
+    reg.record_validation(
+        victor,
+        MODEL,
+        remedy.version,
+        recommendation="approve" if run_.passed else "reject",
+        summary="gates " + ("passed" if run_.passed else "failed"),
+        gate_run_id=gates.id,
+    )
+    if not run_.passed:
+        console.print(f"[yellow]v{remedy.version} failed its gates; the champion stays[/]")
+        return remedy.version
+    reg.decide(petra, MODEL, remedy.version, "approve", comment="approved for a canary")
+    reg.start_canary(petra, MODEL, remedy.version, CANARY_PLAN)
     console.print(
-        f"petra started a canary of v{challenger.version}: 20% -> 50% -> 100% of applicants, "
-        "each step held for 40 decisions; rolled back at once if the error rate exceeds 1%, p99 "
+        f"petra started a canary of v{remedy.version}: 20% -> 50% -> 100% of applicants, each "
+        "step held for 40 decisions; rolled back at once if the error rate exceeds 1%, p99 "
         "latency 50 ms, score PSI 0.25 or the approval-rate gap 10 points"
     )
     from charter.serving.canary import tick
@@ -176,12 +295,11 @@ def _serve_and_shadow(
     with _running_server(reg) as base:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         for round_ in range(1, 4):
-            for idx, row in X_test.iterrows():
-                features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for idx, row in _rows(X_test):
                 body = {
                     "request_id": f"canary-{round_}-{idx}",
                     "entity_key": f"applicant-{idx}",
-                    "features": features,
+                    "features": row,
                 }
                 _post(f"{base}/v1/models/{MODEL}/score", body, headers)
             result = tick(reg, MODEL, datetime.now(UTC))
@@ -193,6 +311,45 @@ def _serve_and_shadow(
                 break
     champion = reg.get_model(MODEL).champion_version
     console.print(f"champion of {MODEL} is now version {champion}")
+    return remedy.version
+
+
+def _documents(
+    reg: Registry, console: Console, actor: Actor, home: Path, versions: list[int]
+) -> None:
+    """The model cards, validation reports and the MRM pack, from the audited record."""
+    from charter.reports import documents, render
+
+    _step(console, 9, "Documents from the audited record: model cards, validation reports, MRM")
+    out = home / "reports"
+    docs = []
+    for v in sorted(set(versions)):
+        docs.append(documents.model_card(reg, MODEL, v))
+        docs.append(documents.validation_report(reg, MODEL, v))
+    docs.append(documents.mrm_report(reg))
+    t = Table("document", "audit head", "sha256", "files")
+    for doc in docs:
+        paths = render.write_document(doc, out)
+        details = doc.get("model_details") or (doc.get("scope") or {}).get("model") or {}
+        kind = doc["provenance"]["document"]
+        reg.record_report(
+            actor,
+            kind,
+            model_name=MODEL if kind != "mrm" else None,
+            version=details.get("version"),
+            document_sha256=doc["document_sha256"],
+            audit_head_seq=doc["provenance"]["audit_head_seq"],
+            files=[p.name for p in paths.values()],
+        )
+        label = kind if kind == "mrm" else f"{kind} v{details.get('version')}"
+        t.add_row(
+            label,
+            f"#{doc['provenance']['audit_head_seq']}",
+            doc["document_sha256"][:16],
+            paths["json"].stem + ".{" + ",".join(paths) + "}",
+        )
+    console.print(t)
+    console.print(f"written to {out}; open the HTML in a browser, or the PDF")
 
 
 @contextlib.contextmanager
@@ -229,7 +386,7 @@ def _wait_for_shadows(reg: Registry, expected: int) -> list[tuple[str, str]]:
         time.sleep(0.05)
 
 
-def _story(reg: Registry, console: Console) -> None:
+def _story(reg: Registry, console: Console, home: Path) -> None:
     reg.identity.bootstrap_admin("ada", "Ada (platform admin)")
     admin = reg.identity.actor("ada")
     people = [
@@ -256,10 +413,36 @@ def _story(reg: Registry, console: Console) -> None:
         downstream=["loan-origination-system"],
         tags={"regulation": "SR 26-2", "portfolio": "consumer"},
     )
-    X, y = datasets.german_credit_xy()
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.3, stratify=y, random_state=SEED
+    reg.set_model_narrative(
+        dana,
+        MODEL,
+        {
+            "intended_use": "Rank consumer credit applicants by probability of default and "
+            "decline those at or above the operating threshold, with reason codes for adverse "
+            "action notices.",
+            "out_of_scope_uses": "Business or mortgage lending; pricing; applicants outside the "
+            "population the 1,000-applicant German Credit sample represents.",
+            "factors": "Sex (derived from personal status), age band and foreign-worker status "
+            "are evaluated for disparate impact; sex and foreign-worker status are not inputs.",
+            "ethical_considerations": "Historical lending decisions may encode bias; the fairness "
+            "gate applies the four-fifths rule and equalized odds to approvals by group.",
+            "caveats_and_recommendations": "The sample is small and from 1994; its out-of-time "
+            "set is a separate random draw, since the data carry no dates. Recalibrate on "
+            "local data before any real use.",
+        },
     )
+    frame = datasets.load_german_credit()
+    X, y = datasets.german_credit_xy()
+    i_train, i_test = train_test_split(
+        np.arange(len(X)), test_size=0.3, stratify=y, random_state=SEED
+    )
+    i_hold, i_oot = train_test_split(i_test, test_size=0.5, stratify=y[i_test], random_state=SEED)
+    X_train, X_test, y_train = X.iloc[i_train], X.iloc[i_test], y[i_train]
+    data = {
+        "train": frame.iloc[i_train],
+        "holdout": frame.iloc[i_hold],
+        "out_of_time": frame.iloc[i_oot],
+    }
     model = _scorecard()
     version = reg.log_model(
         dana,
@@ -270,11 +453,11 @@ def _story(reg: Registry, console: Console) -> None:
         dataset_id="uci-statlog-german-credit/train-70pct",
         fit=True,
         description="Logistic-regression scorecard, all 20 attributes",
+        threshold=THRESHOLD,
     )
-    auc = float(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
     console.print(
-        f"{MODEL} v{version.version} registered by {version.author}: holdout AUC {auc:.3f}, "
-        f"Gini {2 * auc - 1:.3f} ({len(y_test)} applicants, {int(np.sum(y_test))} bad)"
+        f"{MODEL} v{version.version} registered by {version.author} "
+        f"(operating threshold {THRESHOLD}: scores at or above it are declined)"
     )
     t = Table("lineage", "value", show_header=False)
     t.add_row("artifact", f"{version.artifact_format} sha256 {version.artifact_sha256}")
@@ -282,10 +465,7 @@ def _story(reg: Registry, console: Console) -> None:
     if td is not None:
         t.add_row("training data", f"{td.dataset_id}: {td.rows} rows, sha256 {td.content_hash}")
     n_cat = sum(f.categories is not None for f in version.feature_schema)
-    t.add_row(
-        "features",
-        f"{len(version.feature_schema)} ({n_cat} categorical)",
-    )
+    t.add_row("features", f"{len(version.feature_schema)} ({n_cat} categorical)")
     t.add_row("seeds", str(version.seeds))
     t.add_row("code commit", str(version.code_commit))
     t.add_row(
@@ -296,25 +476,68 @@ def _story(reg: Registry, console: Console) -> None:
     t.add_row("training time", f"{version.training_seconds:.3f} s")
     console.print(t)
 
-    _step(console, 3, "Segregation of duties: nobody validates their own model")
+    _step(console, 3, "Validation gates, run by an independent validator")
     reg.transition(dana, MODEL, version.version, "validation", comment="ready for validation")
     try:
         reg.record_validation(dana, MODEL, version.version, outcome="pass", summary="looks good")
     except CharterError as e:
         console.print(f"[yellow]refused, and audited:[/] {e.message}")
+    run1, gates1 = _gates(reg, console, victor, version.version, data)
 
-    _step(console, 4, "Independent validation, approval, champion")
+    _step(console, 4, "A finding, a recommendation with conditions, approval, champion")
+    today = reg.clock().date()
+    unscored = [
+        m["feature"] for m in run1.gate("sensitivity").evidence["missing"] if not m["scores"]
+    ]
+    if unscored:
+        f = reg.raise_finding(
+            victor,
+            MODEL,
+            version.version,
+            severity="medium",
+            title="Missing numeric inputs cannot be scored",
+            description=f"The scorecard fails on a missing value of {len(unscored)} numeric "
+            f"inputs ({', '.join(unscored[:3])}, ...); serving rejects incomplete applications "
+            "at the boundary, so they get no decision.",
+            remediation_owner="dana",
+            due_date=today + timedelta(days=90),
+        )
+        console.print(f"victor raised finding #{f.id} ({f.severity}): {f.title}")
+    perf = run1.gate("performance").evidence["metrics"]
+    auc_h, auc_o = perf["holdout"]["auc"], perf["out_of_time"]["auc"]
+    conditions = [
+        "Re-validate within 12 months or when the score PSI exceeds 0.25",
+        "Report approval rates by age band to the MRM committee quarterly",
+    ]
     reg.record_validation(
         victor,
         MODEL,
         version.version,
-        outcome="pass",
-        summary=f"Holdout AUC {auc:.3f} above the 0.70 floor for high-tier scorecards; "
-        "conceptually sound; no findings",
+        recommendation="approve_with_conditions",
+        summary=f"All gates passed: AUC {auc_h:.3f} holdout, {auc_o:.3f} out-of-time",
+        conditions=conditions,
+        gate_run_id=gates1.id,
+        sections={
+            "scope": "Initial validation of the retail scorecard before first use: all seven "
+            "gates of policy german-credit-retail on a 15% holdout and a 15% out-of-time draw.",
+            "conceptual_soundness": "A regularised logistic regression on standardised numeric "
+            "inputs and one-hot categorical inputs: transparent, monotone in each input, "
+            "exact reason codes.",
+            "limitations": "1,000 applicants; no application dates; small age groups under 25 "
+            "and over 60 are reported, not judged.",
+            "conclusion": "Fit for use under the conditions stated.",
+        },
     )
-    console.print(f"victor validated v{version.version}: pass")
-    reg.transition(petra, MODEL, version.version, "approved", comment="approved by MRM")
-    console.print(f"petra approved v{version.version}")
+    console.print(f"victor recommends approval with {len(conditions)} conditions")
+    reg.decide(
+        petra,
+        MODEL,
+        version.version,
+        "approve_with_conditions",
+        comment="approved by the model risk committee",
+        conditions=conditions,
+    )
+    console.print(f"petra approved v{version.version} with conditions")
     try:
         reg.set_alias(dana, MODEL, version.version, "champion")
     except CharterError as refused:
@@ -336,9 +559,13 @@ def _story(reg: Registry, console: Console) -> None:
     holder = reg.alias_holder_at(MODEL, "champion", now)
     console.print(f"champion of {MODEL} at {now:%Y-%m-%d %H:%M:%S} UTC: version {holder}")
 
-    _serve_and_shadow(reg, console, admin, dana, victor, petra, X_train, y_train, X_test)
+    challenger = _challenger(reg, console, admin, dana, victor, petra, X_train, y_train, data)
+    token = _serve_and_shadow(reg, console, admin, challenger, X_test)
+    final = _canary(reg, console, dana, victor, petra, challenger, X_train, y_train, X_test,
+                    data, token)  # fmt: skip
+    _documents(reg, console, petra, home, [version.version, challenger, final])
 
-    _step(console, 9, "The audit trail")
+    _step(console, 10, "The audit trail")
     t = Table("seq", "actor", "role", "action", "subject")
     for ev in reg.audit_log(model_name=MODEL):
         t.add_row(str(ev.seq), ev.actor, ev.role, ev.action, ev.subject)

@@ -558,3 +558,179 @@ def tier_badge(tier: str, *, count: int | None = None) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in text.lower())[:24]
+
+
+# ------------------------------------------------------------------------------------------
+# line chart and horizontal bars (validation documents)
+# ------------------------------------------------------------------------------------------
+
+SERIES_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d")
+
+
+def line_chart(
+    series: Sequence[tuple[str, Sequence[object], Sequence[object]]],
+    *,
+    width: float = 360,
+    height: float = 300,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+    x_range: tuple[float, float] = (0.0, 1.0),
+    y_range: tuple[float, float] = (0.0, 1.0),
+    diagonal: bool = False,
+    markers: bool = False,
+) -> str:
+    """Lines through ``(x, y)`` points, one per ``(label, xs, ys)`` series, on fixed axes.
+
+    Points whose x or y is missing or not finite are skipped (the line joins its neighbours).
+    ``diagonal`` draws the dashed line y = x (the chance line of a ROC curve, perfect
+    calibration in a reliability diagram).
+    """
+    cls = "chart lines"
+    pts_all = []
+    for label, xs, ys in series:
+        pts = []
+        for x, y in zip(xs, ys, strict=False):
+            fx, fy = finite_or_none(x), finite_or_none(y)
+            if fx is not None and fy is not None:
+                pts.append((fx, fy))
+        pts_all.append((label, pts))
+    if not any(p for _, p in pts_all):
+        return _placeholder(width, height, title, "no data", cls)
+    left, right, top = 46.0, width - 12.0, 44.0
+    bottom = height - 34.0
+    (x0, x1), (y0, y1) = x_range, y_range
+
+    def px(v: float) -> float:
+        return left + (min(max(v, x0), x1) - x0) / (x1 - x0) * (right - left)
+
+    def py(v: float) -> float:
+        return bottom - (min(max(v, y0), y1) - y0) / (y1 - y0) * (bottom - top)
+
+    out = [_svg_open(width, height, title or "line chart", cls)]
+    if title:
+        out.append(_title_row(title, width - 16))
+    entries = [
+        (label, SERIES_COLOURS[i % len(SERIES_COLOURS)], SERIES_COLOURS[i % len(SERIES_COLOURS)])
+        for i, (label, _) in enumerate(pts_all)
+    ]
+    legend, _ = _legend(right, 31, entries)
+    out.append(legend)
+    xticks, xstep = _ticks(x0, x1, 5)
+    yticks, ystep = _ticks(y0, y1, 5)
+    for v in yticks:
+        out.append(
+            f'<line x1="{_c(left)}" y1="{_c(py(v))}" x2="{_c(right)}" y2="{_c(py(v))}" '
+            f'stroke="{GRID_COLOUR if v != y0 else AXIS_COLOUR}"/>'
+            + _text(left - 5, py(v) + 4, _fmt_tick(v, ystep), anchor="end")
+        )
+    for v in xticks:
+        out.append(_text(px(v), bottom + 14, _fmt_tick(v, xstep), anchor="middle"))
+    out.append(
+        f'<line x1="{_c(left)}" y1="{_c(top)}" x2="{_c(left)}" y2="{_c(bottom)}" '
+        f'stroke="{AXIS_COLOUR}"/>'
+    )
+    if x_label:
+        out.append(
+            _text((left + right) / 2, height - 6, x_label, anchor="middle", fill=NOTE_COLOUR)
+        )
+    if y_label:
+        out.append(
+            _text(
+                12,
+                (top + bottom) / 2,
+                y_label,
+                anchor="middle",
+                fill=NOTE_COLOUR,
+                extra=f'transform="rotate(-90 12 {_c((top + bottom) / 2)})"',
+            )
+        )
+    if diagonal:
+        out.append(
+            f'<line x1="{_c(px(x0))}" y1="{_c(py(y0))}" x2="{_c(px(x1))}" y2="{_c(py(y1))}" '
+            f'stroke="{AXIS_COLOUR}" stroke-dasharray="4 3"/>'
+        )
+    for i, (label, pts) in enumerate(pts_all):
+        if not pts:
+            continue
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
+        path = " ".join(f"{_c(px(x))},{_c(py(y))}" for x, y in pts)
+        out.append(f"<g><title>{_esc(label)}</title>")
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        if markers:
+            for x, y in pts:
+                out.append(f'<circle cx="{_c(px(x))}" cy="{_c(py(y))}" r="3" fill="{colour}"/>')
+        out.append("</g>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def horizontal_bars(
+    labels: Sequence[object],
+    values: Sequence[object],
+    *,
+    width: float = 560,
+    title: str = "",
+    limit: float | None = None,
+    limit_label: str = "limit",
+    warn: float | None = None,
+    percent: bool = False,
+    max_label_chars: int = 28,
+) -> str:
+    """One bar per label (in the given order), with optional dashed ``warn`` and ``limit`` lines;
+    bars past the limit are red, past the warning amber."""
+    cls = "chart hbars"
+    items = [(str(lab), _amount(values, i)) for i, lab in enumerate(labels)]
+    if not items:
+        return _placeholder(width, 80, title, "no data", cls)
+    row = 18.0
+    top = 44.0
+    shown = [_truncate(name, max_label_chars) for name, _ in items]
+    left = min(width / 2.5, max(len(s) for s in shown) * _CHAR_W + 14)
+    right = width - 50.0
+    bottom = top + row * len(items)
+    height = bottom + 26
+    hi = max([v for _, v in items] + [limit or 0.0, warn or 0.0])
+    hi = hi if hi > 0 else 1.0
+    step = _nice_step(hi, 4)
+    x_top = step * max(1, math.ceil(hi / step - 1e-9))
+
+    def px(v: float) -> float:
+        return left + v / x_top * (right - left)
+
+    out = [_svg_open(width, height, title or "bars", cls)]
+    if title:
+        out.append(_title_row(title, width - 16))
+    for v in [j * step for j in range(round(x_top / step) + 1)]:
+        tick = _fmt_tick(100 * v, 100 * step) + "%" if percent else _fmt_tick(v, step)
+        out.append(
+            f'<line x1="{_c(px(v))}" y1="{_c(top)}" x2="{_c(px(v))}" y2="{_c(bottom)}" '
+            f'stroke="{GRID_COLOUR if v else AXIS_COLOUR}"/>'
+            + _text(px(v), bottom + 14, tick, anchor="middle")
+        )
+    for j, ((name, v), text) in enumerate(zip(items, shown, strict=True)):
+        y = top + j * row
+        colour = REFERENCE_COLOUR
+        if limit is not None and v > limit:
+            colour = TIER_COLOURS["critical"]
+        elif warn is not None and v > warn:
+            colour = TIER_COLOURS["warning"]
+        out.append(f"<g><title>{_esc(f'{name}: {_fmt_value(v)}')}</title>")
+        out.append(_text(left - 6, y + row / 2 + 4, text, anchor="end"))
+        if v > 0:
+            out.append(
+                f'<rect x="{_c(left)}" y="{_c(y + 3)}" width="{_c(max(1.0, px(v) - left))}" '
+                f'height="{_c(row - 6)}" fill="{colour}" fill-opacity="0.85"/>'
+            )
+        out.append("</g>")
+    for value, label, colour in ((warn, "warning", TIER_COLOURS["warning"]),
+                                 (limit, limit_label, TIER_COLOURS["critical"])):  # fmt: skip
+        if value is None:
+            continue
+        out.append(
+            f'<line x1="{_c(px(value))}" y1="{_c(top - 4)}" x2="{_c(px(value))}" '
+            f'y2="{_c(bottom)}" stroke="{colour}" stroke-dasharray="4 3" stroke-width="1.5"/>'
+            + _text(px(value), top - 7, label, anchor="middle", fill=colour, size=10)
+        )
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,94 @@
+"""`charter demo` end to end (once per module), and the documents it writes: every PDF renders
+pages, every HTML page opens offline in headless Chromium with its charts drawn, and each
+document's stated audit head is a real link of the verified chain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from browser import assert_not_blank, drawn_charts, open_page, pdf_page_count, pdf_page_image
+from charter.cli import app
+from charter.config import Settings
+from charter.registry.service import Registry
+from charter.reports import documents
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    home = tmp_path_factory.mktemp("demo")
+    env = {"CHARTER_HOME": str(home), "CHARTER_DATABASE_URL": "", "COLUMNS": "200"}
+    r = CliRunner().invoke(app, ["demo"], env=env)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    yield r.stdout, home
+
+
+def test_the_story_runs_and_ends_with_a_verified_chain(demo: tuple[str, Path]) -> None:
+    out, _ = demo
+    assert out.strip().splitlines()[-1].startswith("audit chain verified")
+    assert "may not validate" in out and "1 model(s) in production: 1 high" in out
+    assert "on v1: passed; gate run 1 recorded" in out
+    assert "on v2: FAILED (fairness)" in out  # the gradient-boosting challenger
+    assert "canary of v2 refused, and audited" in out and "gate run #2 failed" in out
+    assert "300 decisions logged before their responses; shadow agreement" in out
+    assert "petra started a canary of v3" in out
+    assert "champion of german-credit-scorecard is now" in out
+
+
+def test_the_three_documents_exist_for_champion_and_challenger(demo: tuple[str, Path]) -> None:
+    _, home = demo
+    names = sorted(p.name for p in (home / "reports").iterdir())
+    for stem in (
+        "model-card_german-credit-scorecard_v1",
+        "validation_german-credit-scorecard_v1",
+        "model-card_german-credit-scorecard_v2",
+        "validation_german-credit-scorecard_v2",
+        "model-card_german-credit-scorecard_v3",
+        "validation_german-credit-scorecard_v3",
+    ):
+        assert {f"{stem}.json", f"{stem}.html", f"{stem}.pdf"} <= set(names), names
+    assert sum(n.startswith("mrm_") for n in names) == 3
+
+
+def test_every_pdf_renders_pages(demo: tuple[str, Path]) -> None:
+    _, home = demo
+    pdfs = sorted((home / "reports").glob("*.pdf"))
+    assert len(pdfs) == 7
+    for pdf in pdfs:
+        data = pdf.read_bytes()
+        assert pdf_page_count(data) >= 1
+        assert_not_blank(pdf_page_image(data, 0))
+
+
+@pytest.mark.parametrize("stem", ["model-card", "validation", "mrm"])
+def test_the_html_opens_offline_with_its_charts_drawn(demo: tuple[str, Path], stem: str) -> None:
+    _, home = demo
+    path = sorted((home / "reports").glob(f"{stem}_*.html"))[0]
+    with open_page(path) as bp:
+        charts = drawn_charts(bp.page)
+        assert bp.external_requests == []
+        assert bp.page_errors == []
+    assert charts, f"no chart in {path.name}"
+    empty = [c for c in charts if not c.drawn]
+    assert not empty, empty
+
+
+def test_each_document_states_a_head_of_the_verified_chain(demo: tuple[str, Path]) -> None:
+    _, home = demo
+    reg = Registry.open(Settings.for_home(home))
+    try:
+        assert reg.verify_audit().ok
+        chain = {e.seq: e.hash for e in reg.audit_log()}
+        generated = {e.payload["document_sha256"] for e in reg.audit_log(action="report.generated")}
+        for path in sorted((home / "reports").glob("*.json")):
+            doc = json.loads(path.read_text())
+            head = doc["provenance"]
+            assert chain[head["audit_head_seq"]] == head["audit_head_hash"], path.name
+            assert documents.document_sha256(doc) == doc["document_sha256"]
+            assert doc["document_sha256"] in generated  # each generation is an audit event
+    finally:
+        reg.db.dispose()
