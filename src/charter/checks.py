@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import numbers
+from collections.abc import Mapping
+from typing import TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 def check_int(value: object, field: str, *, minimum: int) -> int:
@@ -43,3 +48,32 @@ def _invalid(message: str, field: str, remedy: str) -> Exception:
     from charter.errors import InvalidArgument
 
     return InvalidArgument(message, field=field, remedy=remedy)
+
+
+def check_text(value: object, field: str, example: str, max_len: int = 2000) -> str:
+    """Non-blank text of at most ``max_len`` characters, stripped."""
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(f"{field} is required", field, f"pass e.g. {example!r}")
+    if len(value) > max_len:
+        raise _invalid(f"{field} is longer than {max_len} characters", field, "shorten it")
+    return value.strip()
+
+
+def check_enum(
+    kind: type[E],
+    value: object,
+    field: str,
+    what: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> E:
+    """A member of the string enum ``kind``, case-insensitive, ``-`` read as ``_``
+    (approve-with-conditions); ``aliases`` maps other spellings to values."""
+    raw = str(value).strip().lower().replace("-", "_")
+    raw = (aliases or {}).get(raw, raw)
+    try:
+        return kind(raw)
+    except ValueError:
+        valid = ", ".join(str(m.value) for m in kind)
+        raise _invalid(
+            f"unknown {what or field} {value!r}", field, f"use one of: {valid}"
+        ) from None

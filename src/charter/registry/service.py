@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Row, exc, func, select
 
 from charter import audit
+from charter.checks import check_enum, check_text
 from charter.clock import Clock, iso, parse_iso, system_clock
 from charter.config import Settings
 from charter.entities import (
@@ -113,16 +114,6 @@ def validate_model_name(name: str, field: str = "name") -> str:
     return name
 
 
-def _text(value: Any, field: str, example: str, max_len: int = 2000) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(f"{field} is required", field=field, remedy=f"pass e.g. {example!r}")
-    if len(value) > max_len:
-        raise InvalidArgument(
-            f"{field} is longer than {max_len} characters", field=field, remedy="shorten it"
-        )
-    return value.strip()
-
-
 def _str_list(value: Iterable[str] | None, field: str) -> list[str]:
     if value is None:
         return []
@@ -156,29 +147,16 @@ def _parse_date(value: date | str | None, field: str) -> date | None:
         ) from None
 
 
-E = TypeVar("E", RiskTier, Stage, AliasName)
-
-
-def _parse_enum(kind: type[E], value: object, field: str, what: str) -> E:
-    try:
-        return kind(str(value).lower())
-    except ValueError:
-        valid = ", ".join(m.value for m in kind)
-        raise InvalidArgument(
-            f"unknown {what} {value!r}", field=field, remedy=f"use one of: {valid}"
-        ) from None
-
-
 def parse_tier(value: str | RiskTier) -> RiskTier:
-    return _parse_enum(RiskTier, value, "risk_tier", "risk tier")
+    return check_enum(RiskTier, value, "risk_tier", "risk tier")
 
 
 def parse_stage(value: str | Stage) -> Stage:
-    return _parse_enum(Stage, value, "stage", "stage")
+    return check_enum(Stage, value, "stage")
 
 
 def parse_alias(value: str | AliasName) -> AliasName:
-    return _parse_enum(AliasName, value, "alias", "alias")
+    return check_enum(AliasName, value, "alias")
 
 
 @dataclass(frozen=True)
@@ -445,11 +423,13 @@ class Registry:
             )
         values = {
             "name": name,
-            "purpose": _text(purpose, "purpose", "Probability of default for retail loans"),
-            "business_use": _text(business_use, "business_use", "Approve or decline applications"),
-            "decision_type": _text(decision_type, "decision_type", "credit approval", 100),
-            "owner": _text(owner, "owner", "Head of Retail Credit Risk", 200),
-            "team": _text(team, "team", "Retail Credit Analytics", 200),
+            "purpose": check_text(purpose, "purpose", "Probability of default for retail loans"),
+            "business_use": check_text(
+                business_use, "business_use", "Approve or decline applications"
+            ),
+            "decision_type": check_text(decision_type, "decision_type", "credit approval", 100),
+            "owner": check_text(owner, "owner", "Head of Retail Credit Risk", 200),
+            "team": check_text(team, "team", "Retail Credit Analytics", 200),
             "risk_tier": tier.value,
             "upstream": jsonutil.dumps(_str_list(upstream, "upstream")),
             "downstream": jsonutil.dumps(_str_list(downstream, "downstream")),
@@ -535,7 +515,7 @@ class Registry:
 
     def retire_model(self, actor: Actor, name: str, *, reason: str) -> Model:
         """Take a model out of the inventory of live models; it must hold no alias."""
-        text = _text(reason, "reason", "replaced by the 2027 scorecard")
+        text = check_text(reason, "reason", "replaced by the 2027 scorecard")
         subject = audit.Subject("model", name, name)
 
         def body(conn: Connection) -> Model:

@@ -28,11 +28,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Row, select
 
 from charter import audit
+from charter.checks import check_enum, check_text
 from charter.clock import iso, parse_iso
 from charter.entities import (
     NARRATIVE_SECTIONS,
@@ -75,16 +76,6 @@ OPEN_STATUSES = (FindingStatus.OPEN.value, FindingStatus.REMEDIATED.value)
 
 
 # ---------------------------------------------------------------------------------- arguments
-def _text(value: Any, field: str, example: str, max_len: int = 2000) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(f"{field} is required", field=field, remedy=f"pass e.g. {example!r}")
-    if len(value) > max_len:
-        raise InvalidArgument(
-            f"{field} is longer than {max_len} characters", field=field, remedy="shorten it"
-        )
-    return value.strip()
-
-
 def _texts(value: Iterable[str] | None, field: str, example: str) -> list[str]:
     if value is None:
         return []
@@ -94,7 +85,7 @@ def _texts(value: Iterable[str] | None, field: str, example: str) -> list[str]:
             field=field,
             remedy=f"pass e.g. [{example!r}]",
         )
-    return [_text(v, field, example, 1000) for v in value]
+    return [check_text(v, field, example, 1000) for v in value]
 
 
 def _sha256(value: Any, field: str) -> str:
@@ -107,26 +98,8 @@ def _sha256(value: Any, field: str) -> str:
     return value
 
 
-EnumT = TypeVar("EnumT", Recommendation, ApprovalDecision, Severity, FindingStatus)
-
-
-def _enum_value(
-    kind: type[EnumT], value: object, field: str, aliases: Mapping[str, str] | None = None
-) -> EnumT:
-    """Parse ``value`` case-insensitively, with ``-`` for ``_`` (approve-with-conditions)."""
-    raw = str(value).strip().lower().replace("-", "_")
-    raw = (aliases or {}).get(raw, raw)
-    try:
-        return kind(raw)
-    except ValueError:
-        valid = ", ".join(m.value for m in kind)
-        raise InvalidArgument(
-            f"unknown {field} {value!r}", field=field, remedy=f"use one of: {valid}"
-        ) from None
-
-
 def parse_recommendation(value: str | Recommendation) -> Recommendation:
-    return _enum_value(Recommendation, value, "recommendation")
+    return check_enum(Recommendation, value, "recommendation")
 
 
 def parse_decision(value: str | ApprovalDecision) -> ApprovalDecision:
@@ -136,15 +109,15 @@ def parse_decision(value: str | ApprovalDecision) -> ApprovalDecision:
         "approve_with_conditions": "approved_with_conditions",
         "reject": "rejected",
     }
-    return _enum_value(ApprovalDecision, value, "decision", aliases)
+    return check_enum(ApprovalDecision, value, "decision", aliases=aliases)
 
 
 def parse_severity(value: str | Severity) -> Severity:
-    return _enum_value(Severity, value, "severity")
+    return check_enum(Severity, value, "severity")
 
 
 def parse_status(value: str | FindingStatus) -> FindingStatus:
-    return _enum_value(FindingStatus, value, "status")
+    return check_enum(FindingStatus, value, "status")
 
 
 def _sections(
@@ -328,7 +301,7 @@ def record_gate_run(
     failed_gates: Iterable[str],
     report: Mapping[str, Any],
 ) -> GateRun:
-    pname = _text(policy_name, "policy_name", "retail-pd-2026", 200)
+    pname = check_text(policy_name, "policy_name", "retail-pd-2026", 200)
     psha = _sha256(policy_sha256, "policy_sha256")
     if not isinstance(policy_text, str) or not policy_text.strip():
         raise InvalidArgument(
@@ -530,7 +503,7 @@ def record_validation(
             remedy="recommend approve_with_conditions, or raise findings for what must be fixed",
         )
     secs = _sections(sections, VALIDATION_SECTIONS, "sections")
-    text = _text(summary, "summary", "Gates passed: AUC 0.78 on holdout; no findings")
+    text = check_text(summary, "summary", "Gates passed: AUC 0.78 on holdout; no findings")
     if gate_run_id is not None and (
         isinstance(gate_run_id, bool) or not isinstance(gate_run_id, int)
     ):
@@ -647,9 +620,9 @@ def raise_finding(
     due_date: date | str,
 ) -> Finding:
     sev = parse_severity(severity)
-    ttl = _text(title, "title", "Unstable coefficients across vintages", 200)
-    desc = _text(description, "description", "What was found, and why it matters", 10_000)
-    owner = _text(remediation_owner, "remediation_owner", "dana", 200)
+    ttl = check_text(title, "title", "Unstable coefficients across vintages", 200)
+    desc = check_text(description, "description", "What was found, and why it matters", 10_000)
+    owner = check_text(remediation_owner, "remediation_owner", "dana", 200)
     due = _date(due_date, "due_date")
     if due < reg.clock().date():
         raise InvalidArgument(
@@ -777,7 +750,7 @@ def _change_finding(
 
 def remediate_finding(reg: Registry, actor: Actor, finding_id: int, note: str) -> Finding:
     """The owner's side (a developer, or the named remediation owner) reports it fixed."""
-    text = _text(note, "note", "Refit on 2019-2025 vintages; coefficients now stable", 10_000)
+    text = check_text(note, "note", "Refit on 2019-2025 vintages; coefficients now stable", 10_000)
 
     def rule(conn: Connection, r: Row[Any]) -> Check:
         if r.status != FindingStatus.OPEN.value:
@@ -810,7 +783,7 @@ def remediate_finding(reg: Registry, actor: Actor, finding_id: int, note: str) -
 
 def close_finding(reg: Registry, actor: Actor, finding_id: int, note: str) -> Finding:
     """An independent validator accepts the remediation and closes the finding."""
-    text = _text(note, "note", "Re-tested on the 2025 holdout; stable", 10_000)
+    text = check_text(note, "note", "Re-tested on the 2025 holdout; stable", 10_000)
 
     def rule(conn: Connection, r: Row[Any]) -> Check:
         sod = list(_independence(actor, _version_author(conn, r.version_id), "close its findings"))
@@ -847,7 +820,7 @@ def close_finding(reg: Registry, actor: Actor, finding_id: int, note: str) -> Fi
 
 def reopen_finding(reg: Registry, actor: Actor, finding_id: int, note: str) -> Finding:
     """A validator finds the remediation wanting (or the issue back): the finding is open again."""
-    text = _text(note, "note", "The refit still fails the stability gate", 10_000)
+    text = check_text(note, "note", "The refit still fails the stability gate", 10_000)
 
     def rule(conn: Connection, r: Row[Any]) -> Check:
         sod = _independence(actor, _version_author(conn, r.version_id), "reopen its findings")

@@ -78,6 +78,9 @@ from scipy import stats as _sps
 
 from charter.errors import InvalidArgument
 
+# The boundary checks of arrays, labels and scores are those of the classification metrics.
+from charter.stats.classification import _array, _labels, _scores
+
 __all__ = [
     "ALTERNATIVES",
     "CLOSED_FORM_MAX_TERMS",
@@ -439,30 +442,6 @@ def _alpha(value: object) -> float:
     return _open_unit(value, "alpha", "pass a significance level such as 0.05")
 
 
-def _array(x: ArrayLike, field: str) -> NDArray[Any]:
-    try:
-        arr = np.asarray(x)
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgument(
-            f"{field} could not be read as an array: {exc}",
-            field=field,
-            remedy=f"pass {field} as a 1-D numeric array",
-        ) from exc
-    if arr.ndim != 1:
-        raise InvalidArgument(
-            f"{field} must be 1-D, got an array of shape {arr.shape}",
-            field=field,
-            remedy=f"pass {field} as a 1-D array",
-        )
-    if arr.dtype.kind not in "biuf":
-        raise InvalidArgument(
-            f"{field} must be numeric, got dtype {arr.dtype}",
-            field=field,
-            remedy=f"convert {field} to numbers",
-        )
-    return arr
-
-
 def _finite(x: ArrayLike, field: str) -> FloatArray:
     arr = _array(x, field).astype(np.float64, copy=False)
     if not bool(np.all(np.isfinite(arr))):
@@ -470,31 +449,6 @@ def _finite(x: ArrayLike, field: str) -> FloatArray:
             f"{field} contains {int(np.sum(~np.isfinite(arr)))} NaN or infinite values",
             field=field,
             remedy=f"drop or impute the missing values of {field}",
-        )
-    return arr
-
-
-def _labels(y_true: ArrayLike) -> BoolArray:
-    arr = _array(y_true, "y_true")
-    if arr.dtype.kind == "b":
-        return arr.astype(np.bool_, copy=False)
-    ok = (arr == 0) | (arr == 1)
-    if not bool(np.all(ok)):
-        raise InvalidArgument(
-            f"y_true must hold only 0 and 1, found e.g. {arr[~ok][:3].tolist()}",
-            field="y_true",
-            remedy="encode the event (default, fraud) as 1 and the non-event as 0",
-        )
-    return arr == 1
-
-
-def _scores(score: ArrayLike, n: int, field: str) -> FloatArray:
-    arr = _finite(score, field)
-    if arr.size != n:
-        raise InvalidArgument(
-            f"{field} has {arr.size} values but y_true has {n}",
-            field=field,
-            remedy=f"pass one {field} value per label, on the same rows in the same order",
         )
     return arr
 
