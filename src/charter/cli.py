@@ -1296,6 +1296,63 @@ def report(
 
 @app.command()
 @handled
+def explain(
+    decision_id: Annotated[str, typer.Argument(help="The decision id the service returned.")],
+    counterfactual: Annotated[
+        bool, typer.Option(help="Search the smallest change that flips a decline.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Why was this applicant declined? The version and its hash, the inputs, score and
+    threshold, the reasons, a counterfactual, the validation in force, and a replay."""
+    from charter.explain.decision import explain_decision
+
+    reg = _registry()
+    e = explain_decision(reg, decision_id, with_counterfactual=counterfactual)
+    if as_json:
+        _print_json(e.to_dict())
+        return
+    out.print(
+        f"decision {e.decision_id} ({e.created_at}): [bold]{e.decision}[/] by {e.model} "
+        f"v{e.version} ({e.variant}), artifact sha256 {e.artifact_sha256}"
+    )
+    out.print(f"score {e.score:.6f} against threshold {e.threshold:g} (declined at or above it)")
+    t = Table("reason", "feature", "log-odds contribution", "text")
+    for i, r in enumerate(e.reasons, 1):
+        t.add_row(str(i), str(r.get("feature")), f"{float(r.get('contribution', 0)):+.4f}",
+                  str(r.get("text", "")))  # fmt: skip
+    out.print(t if e.reasons else "no reasons were logged (the model gives none)")
+    if e.counterfactual is not None:
+        cf = e.counterfactual
+        changes = "; ".join(
+            f"{c['feature']}: {c['from']} -> {c['to']}" for c in cf.get("changes", [])
+        )
+        out.print(f"would have been approved with: {changes} (score {cf.get('score', 0):.4f})")
+    r = e.replay
+    verdict = "[green]reproduced[/]" if r.reproduced else "[red]NOT reproduced[/]"
+    out.print(
+        f"replay with v{e.version} from the artifact store: score {r.score:.6f} "
+        f"(difference {r.difference:.1e}), same reasons: {r.same_reasons}: {verdict}"
+    )
+    vf = e.validation_in_force
+    gate = vf.get("gate_run")
+    val = vf.get("validation")
+    app_ = vf.get("approval")
+    out.print(
+        "in force at the time: "
+        + (f"gate run {gate['id']} ({'passed' if gate['passed'] else 'FAILED'})" if gate
+           else "no gate run")
+        + (f"; {val['recommendation']} by {val['validator']}" if val else "; no validation")
+        + (f"; {app_['decision']} by {app_['approver']}" if app_ else "; no approval")
+    )  # fmt: skip
+    if e.outcome is not None:
+        out.print(f"outcome: label {e.outcome['label']} (observed {e.outcome['observed_at']})")
+    for note in e.notes:
+        out.print(f"[yellow]note:[/] {note}")
+
+
+@app.command()
+@handled
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,

@@ -575,6 +575,20 @@ def create_app(
         return JSONResponse(out)
 
     @app.get(
+        "/v1/decisions/{decision_id}/explanation",
+        summary="Why: the reasons, a counterfactual, the validation in force, and a replay",
+        responses=_errors(401, 403, 404, 422, 503),
+    )
+    async def explain_one(decision_id: str, request: Request) -> Response:
+        from charter.explain.decision import explain_decision
+
+        svc.actor(request, READ_ROLES)
+        if len(decision_id) > 36 or not check_text(decision_id, "decision_id", []):
+            raise NotFound(f"no decision {decision_id!r}", field="decision_id")
+        e = await asyncio.to_thread(explain_decision, svc.registry, decision_id)
+        return JSONResponse(e.to_dict())
+
+    @app.get(
         "/v1/models",
         summary="The models being served and their traffic policies",
         responses=_errors(401, 403, 503),
