@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from charter.cli_experiment import experiment_app
 from charter.config import Settings
 from charter.entities import Actor, Checkpoint, FeatureSpec, Model, ModelVersion
 from charter.errors import CharterError, InvalidArgument
@@ -54,6 +55,7 @@ findings_app = typer.Typer(help="Validation findings and their remediation.", no
 narrative_app = typer.Typer(help="The model card's narrative sections.", no_args_is_help=True)
 app.add_typer(findings_app, name="findings")
 app.add_typer(narrative_app, name="narrative")
+app.add_typer(experiment_app, name="experiment")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -1328,11 +1330,11 @@ def explain(
             f"{c['feature']}: {c['from']} -> {c['to']}" for c in cf.get("changes", [])
         )
         out.print(f"would have been approved with: {changes} (score {cf.get('score', 0):.4f})")
-    r = e.replay
-    verdict = "[green]reproduced[/]" if r.reproduced else "[red]NOT reproduced[/]"
+    rep = e.replay
+    verdict = "[green]reproduced[/]" if rep.reproduced else "[red]NOT reproduced[/]"
     out.print(
-        f"replay with v{e.version} from the artifact store: score {r.score:.6f} "
-        f"(difference {r.difference:.1e}), same reasons: {r.same_reasons}: {verdict}"
+        f"replay with v{e.version} from the artifact store: score {rep.score:.6f} "
+        f"(difference {rep.difference:.1e}), same reasons: {rep.same_reasons}: {verdict}"
     )
     vf = e.validation_in_force
     gate = vf.get("gate_run")

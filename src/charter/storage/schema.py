@@ -306,3 +306,37 @@ Index("ix_audit_events_model_ts", audit_events.c.model_name, audit_events.c.ts)
 Index("ix_audit_events_actor", audit_events.c.actor)
 Index("ix_audit_events_action", audit_events.c.action)
 Index("ix_audit_events_ts", audit_events.c.ts)
+
+# Champion/challenger experiments (migration 0006). The plan (canonical JSON) is pre-registered
+# and never updated; status moves running -> decided when a final decision is recorded.
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id"), nullable=False),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(10), nullable=False),  # ab | shadow
+    Column("champion_version", Integer, nullable=False),
+    Column("challenger_version", Integer, nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # running | decided
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+# Every recorded analysis of an experiment (migration 0006): evidence is canonical JSON and
+# evidence_sha256 the SHA-256 of exactly that text.
+experiment_decisions = Table(
+    "experiment_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("decision", String(10), nullable=False),  # promote | keep | stop | continue
+    Column("decided_until", String(10), nullable=True),  # YYYY-MM-DD, for continue
+    Column("evidence", Text, nullable=False),
+    Column("evidence_sha256", SHA, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+Index("ix_experiments_model_id", experiments.c.model_id)
+Index("ix_experiment_decisions_experiment_id", experiment_decisions.c.experiment_id)
