@@ -16,8 +16,12 @@
 8. The challenger's canary is refused by the deployment guard; the developer remediates with a
    scorecard without age, which passes the gates against the champion, is approved and rolled
    out as a canary that the automation promotes or rolls back on guardrails.
-9. The model card, validation reports and MRM committee report, as JSON, HTML and PDF.
-10. The audit trail and its verification.
+   Before that, the pre-registered shadow experiment's analysis (DeLong on the same applicants,
+   guardrails, approval-rate parity by group) decides the gradient-boosting challenger's fate.
+9. Why was this applicant declined? One decision explained from the record: reasons, a
+   counterfactual, the validation in force, and a replay from the artifact store.
+10. The model card, validation reports and MRM committee report, as JSON, HTML and PDF.
+11. The audit trail and its verification.
 
 Later issues extend this story (monitoring, explanations, the dashboard); keep it one script.
 """
@@ -176,8 +180,13 @@ def _challenger(
 
 
 def _serve_and_shadow(
-    reg: Registry, console: Console, admin: Actor, challenger: int, X_test: pd.DataFrame
-) -> str:
+    reg: Registry,
+    console: Console,
+    admin: Actor,
+    challenger: int,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+) -> tuple[str, list[dict[str, Any]]]:
     """Serve the champion over HTTP with the challenger in shadow; replay the test applicants."""
     _step(console, 7, "Serving the champion over HTTP and replaying the holdout applicants")
     reg.identity.create_user(admin, "loan-origination", ["service"])
@@ -200,6 +209,12 @@ def _serve_and_shadow(
                     f"{first['score']:.3f}, v{first['version']}), top reasons: {reasons}"
                 )
         shadow_rows = _wait_for_shadows(reg, len(decided))
+        # The outcomes arrive (here at once; in a bank months later): 1 = the applicant defaulted.
+        labels = [
+            {"decision_id": d["decision_id"], "label": int(label)}
+            for d, label in zip(decided, y_test, strict=True)
+        ]
+        _post(f"{base}/v1/outcomes", {"outcomes": labels}, headers)
     by_id = {d["decision_id"]: d for d in decided}
     matrix = {(a, b): 0 for a in ("approve", "decline") for b in ("approve", "decline")}
     for decision_id, shadow_decision in shadow_rows:
@@ -213,7 +228,103 @@ def _serve_and_shadow(
         f"{agree}/{len(shadow_rows)} = {agree / max(len(shadow_rows), 1):.1%}"
     )
     console.print(t)
-    return token
+    return token, decided
+
+
+def _register_shadow_experiment(reg: Registry, petra: Actor, challenger: int) -> str:
+    """Pre-register the shadow experiment (its plan fixed before any traffic is seen)."""
+    import tomllib
+
+    from charter.experiment.design import build_plan
+    from charter.experiment.store import register_experiment
+
+    experiment = register_experiment(
+        reg,
+        petra,
+        f"v{challenger}-shadow",
+        model=MODEL,
+        challenger_version=challenger,
+        plan=build_plan(
+            kind="shadow",
+            primary_metric="auc",
+            mde=0.03,
+            min_rows=100,
+            max_days=90,
+            protected_attributes=tomllib.loads(policy_text())["gates"]["fairness"]["attributes"],
+        ),
+    )
+    return experiment.name
+
+
+def _shadow_experiment(reg: Registry, console: Console, victor: Actor, name: str) -> None:
+    """The pre-registered shadow experiment's analysis decides the challenger's fate."""
+    from charter.experiment.analysis import analyze_experiment
+    from charter.experiment.store import get_experiment, record_experiment_decision
+
+    experiment = get_experiment(reg, name)
+    d = analyze_experiment(reg, name, seed=SEED).decision
+    recorded = record_experiment_decision(reg, victor, experiment.id, d)
+    t = Table("metric", "champion", f"shadow v{d.challenger_version}", "difference", "p",
+              "verdict")  # fmt: skip
+    for m in d.metrics:
+        t.add_row(
+            m.metric,
+            "n/a" if m.estimate_a is None else f"{m.estimate_a:.4f}",
+            "n/a" if m.estimate_b is None else f"{m.estimate_b:.4f}",
+            "n/a" if m.difference is None else f"{m.difference:+.4f}",
+            "n/a" if m.p_value is None else f"{m.p_value:.3g}",
+            m.verdict,
+        )
+    console.print(t)
+    for p in d.parity:
+        if p.ratio_a is not None and p.ratio_b is not None:
+            console.print(
+                f"  approval-rate parity by {p.attribute} (four-fifths ratio): champion "
+                f"{p.ratio_a:.3f}, shadow {p.ratio_b:.3f}"
+            )
+    for g in d.guardrails:
+        if g.breached:
+            console.print(f"  [red]guardrail breached:[/] {g.name}: {g.detail}")
+    until = f" until {d.continue_until}" if d.continue_until else ""
+    console.print(
+        f"experiment {name} (pre-registered plan sha256 {d.plan_sha256[:12]}): "
+        f"[bold]{d.decision}{until}[/]: {'; '.join(d.reasons)} "
+        f"(decision {recorded.id} recorded by victor)"
+    )
+
+
+def _why_declined(reg: Registry, console: Console, decided: list[dict[str, Any]]) -> None:
+    """Explain one declined applicant from the record, with a replay and a counterfactual."""
+    from charter.explain.decision import explain_decision
+
+    _step(console, 9, "Why was this applicant declined?")
+    declined = next((d for d in decided if d["decision"] == "decline"), None)
+    if declined is None:
+        console.print("no applicant was declined")
+        return
+    e = explain_decision(reg, declined["decision_id"])
+    console.print(
+        f"charter explain {e.decision_id}: {e.decision} by {MODEL} v{e.version} "
+        f"(artifact {e.artifact_sha256[:12]}), score {e.score:.4f} >= threshold {e.threshold:g}"
+    )
+    for i, r in enumerate(e.reasons, 1):
+        console.print(f"  reason {i}: {r['feature']} (log-odds {r['contribution']:+.3f})")
+    if e.counterfactual is not None:
+        changes = "; ".join(
+            f"{c['feature']} {c['from']} -> {c['to']}" for c in e.counterfactual["changes"]
+        )
+        console.print(
+            f"  approved instead with: {changes} (score {e.counterfactual['score']:.6f}; age, "
+            "sex and foreign-worker status are never changed)"
+        )
+    vf = e.validation_in_force
+    console.print(
+        f"  replay from the artifact store: score {e.replay.score:.12f}, "
+        f"{'reproduced' if e.replay.reproduced else 'NOT reproduced'}; in force then: gate run "
+        f"{vf['gate_run']['id'] if vf['gate_run'] else '-'}, "
+        f"{vf['validation']['recommendation'] if vf['validation'] else 'no validation'}, "
+        f"{vf['approval']['decision'] if vf['approval'] else 'no approval'}"
+    )
 
 
 CANARY_PLAN = {
@@ -320,7 +431,7 @@ def _documents(
     """The model cards, validation reports and the MRM pack, from the audited record."""
     from charter.reports import documents, render
 
-    _step(console, 9, "Documents from the audited record: model cards, validation reports, MRM")
+    _step(console, 10, "Documents from the audited record: model cards, validation reports, MRM")
     out = home / "reports"
     docs = []
     for v in sorted(set(versions)):
@@ -560,12 +671,15 @@ def _story(reg: Registry, console: Console, home: Path) -> None:
     console.print(f"champion of {MODEL} at {now:%Y-%m-%d %H:%M:%S} UTC: version {holder}")
 
     challenger = _challenger(reg, console, admin, dana, victor, petra, X_train, y_train, data)
-    token = _serve_and_shadow(reg, console, admin, challenger, X_test)
+    experiment = _register_shadow_experiment(reg, petra, challenger)
+    token, decided = _serve_and_shadow(reg, console, admin, challenger, X_test, y[i_test])
+    _shadow_experiment(reg, console, victor, experiment)
     final = _canary(reg, console, dana, victor, petra, challenger, X_train, y_train, X_test,
                     data, token)  # fmt: skip
+    _why_declined(reg, console, decided)
     _documents(reg, console, petra, home, [version.version, challenger, final])
 
-    _step(console, 10, "The audit trail")
+    _step(console, 11, "The audit trail")
     t = Table("seq", "actor", "role", "action", "subject")
     for ev in reg.audit_log(model_name=MODEL):
         t.add_row(str(ev.seq), ev.actor, ev.role, ev.action, ev.subject)

@@ -37,6 +37,8 @@ def test_the_story_runs_and_ends_with_a_verified_chain(demo: tuple[str, Path]) -
     assert "300 decisions logged before their responses; shadow agreement" in out
     assert "petra started a canary of v3" in out
     assert "champion of german-credit-scorecard is now" in out
+    assert "experiment v2-shadow (pre-registered plan sha256" in out  # the challenger's fate
+    assert "charter explain " in out and ", reproduced; in force then: gate run" in out
 
 
 def test_the_three_documents_exist_for_champion_and_challenger(demo: tuple[str, Path]) -> None:

@@ -195,11 +195,9 @@ def _counterfactual(registry: Registry, rec: DecisionRecord, scorer: Any) -> dic
     v = registry.get_version(rec.model_name, rec.version)
     immutable = tuple(f.name for f in v.feature_schema if f.name in IMMUTABLE_BY_DEFAULT)
 
-    def score_fn(row: Mapping[str, Any]) -> float:
-        return float(scorer.score_one(row))
-
-    cf = counterfactual(score_fn, dict(rec.inputs), v.feature_schema, rec.threshold,
-                        immutable=immutable)  # fmt: skip
+    # The compiled scorer itself: a linear one lets the search solve the flip exactly.
+    cf = counterfactual(scorer, dict(rec.inputs), v.feature_schema, rec.threshold,
+                        immutable=immutable, score_batch=scorer.score_many)  # fmt: skip
     return None if cf is None else cf.to_dict()
 
 
