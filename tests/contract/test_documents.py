@@ -88,6 +88,12 @@ def test_the_model_card_and_validation_report_carry_the_record(
         "Document the cut-off"
     ]
     assert any("ethical considerations" in g for g in card["gaps"])  # never invented
+    explained = card["quantitative_analyses"]["global_explanations"]
+    assert explained["available"] and explained["method"] == "exact"
+    ranked = explained["importance"]
+    assert len(ranked) == len(FEATURES) and ranked[0]["rank"] == 1
+    assert abs(sum(f["share"] for f in ranked) - 1.0) < 1e-9
+    assert len(explained["reason_stability"]["top_set"]) == 4
     report = documents.validation_report(registry, "gc", validated)
     assert report["scope"]["narrative"] == "initial validation"
     assert report["scope"]["gate_run"]["passed"] is True

@@ -322,6 +322,7 @@ def model_card(
                 "champion_comparison": (perf or {}).get("evidence", {}).get("champion", {}),
                 "fairness": (fair or {}).get("evidence", {}).get("attributes", {}),
                 "calibration": (calib or {}).get("evidence"),
+                "global_explanations": run.report.get("explanations") if run else None,
             },
             "ethical_considerations": text.get("ethical_considerations"),
             "caveats_and_recommendations": {
@@ -386,6 +387,7 @@ def validation_report(
                 "hyperparameters": v.hyperparameters,
                 "features": [f.to_dict() for f in v.feature_schema],
                 "training_data": _training(v),
+                "global_explanations": run.report.get("explanations"),
             },
             "data_quality": _gate(run, "data_quality"),
             "outcomes_analysis": {

@@ -458,6 +458,35 @@ def _gate_rows(gates: Iterable[object]) -> list[Mapping[str, Any]]:
 # ------------------------------------------------------------------------------------------
 
 
+def _explanations_view(ev: Any) -> dict[str, Any] | None:
+    """Global importance (a bar chart of mean |log-odds contribution|) and the stability of the
+    top reasons under resampling of the applicants; None when no run recorded any."""
+    e = _map(ev)
+    if not e:
+        return None
+    if not e.get("available"):
+        return {"available": False, "reason": str(e.get("reason", ""))}
+    ranked = [_map(f) for f in _seq(e.get("importance"))]
+    top = ranked[:12]
+    chart = svg.horizontal_bars(
+        [f.get("feature") for f in top],
+        [f.get("mean_abs") for f in top],
+        width=_CHART_WIDTH,
+        title=f"Mean |log-odds contribution| on {e.get('dataset')} ({e.get('rows')} applicants)",
+    )
+    stab = _map(e.get("reason_stability"))
+    rows = [_map(f) for f in _seq(stab.get("features"))][:8]
+    return {
+        "available": True,
+        "method": e.get("method"),
+        "chart": Markup(chart),
+        "top_set": ", ".join(str(x) for x in _seq(stab.get("top_set"))),
+        "top_set_share": stab.get("top_set_share"),
+        "n_boot": stab.get("n_boot"),
+        "stability": rows,
+    }
+
+
 def _model_card_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     d = _map(doc.get("model_details"))
     qa = _map(doc.get("quantitative_analyses"))
@@ -468,6 +497,7 @@ def _model_card_view(doc: Mapping[str, Any]) -> dict[str, Any]:
         "performance": _performance_view(qa.get("performance"), qa.get("champion_comparison")),
         "fairness": _fairness_view(qa.get("fairness")),
         "calibration": _calibration_view(qa.get("calibration")),
+        "explanations": _explanations_view(qa.get("global_explanations")),
         "evaluation_data": _by_dataset(doc.get("evaluation_data")),
         "has_run": run is not None,
         "run_gates": _gate_rows(_seq(_map(run).get("gates"))),

@@ -42,6 +42,7 @@ class ValidationRun:
     threshold_source: str
     champion_version: int | None
     gates: tuple[g.GateResult, ...]
+    explanations: Mapping[str, Any] | None = None  # global explanations on the holdout (no gate)
 
     @property
     def passed(self) -> bool:
@@ -76,6 +77,7 @@ class ValidationRun:
             "passed": self.passed,
             "failed_gates": list(self.failed_gates),
             "gates": [r.to_dict() for r in self.gates],
+            "explanations": None if self.explanations is None else dict(self.explanations),
         }
 
     def report_sha256(self) -> str:
@@ -269,7 +271,51 @@ def _run_gates(
         threshold_source=source,
         champion_version=None if champion is None else champion[0],
         gates=tuple(results),
+        explanations=global_explanations(model, features, profile, datasets["holdout"]),
     )
+
+
+EXPLAINED_ROWS = 300  # holdout rows explained for the global view (exact and tree methods)
+SAMPLED_ROWS = 40  # ... when the model is explained by permutation sampling, which is slower
+
+
+def global_explanations(
+    model: Any, features: tuple[FeatureSpec, ...], profile: Any, holdout: g.Dataset
+) -> dict[str, Any]:
+    """Global importance and the stability of the top reasons on the holdout, computed with the
+    same explainer as the service's reason codes; what was not possible is said, not hidden."""
+    from charter.errors import CharterError
+    from charter.explain.global_importance import importance, reason_stability
+    from charter.serving.compiled import compile_model
+
+    names = [f.name for f in features]
+    try:
+        scorer = compile_model(model, names, background=profile)
+        explained = scorer.explain(holdout.frame.iloc[0][names].to_dict())
+    except (CharterError, ValueError, TypeError) as e:
+        return {"available": False, "reason": f"the model cannot be explained: {e}"}
+    if explained is None:
+        return {
+            "available": False,
+            "reason": f"the {scorer.kind} scorer gives no contributions for this model "
+            "(no stored reference profile to draw a background from)",
+        }
+    limit = SAMPLED_ROWS if explained.method == "permutation_sampling" else EXPLAINED_ROWS
+    frame = holdout.frame[names].iloc[:limit]
+    rows = frame.to_dict("records")
+    contributions = [scorer.contributions(r) for r in rows]
+    ranked = importance(contributions, names)
+    stability = reason_stability(
+        scorer.contributions, frame, n_boot=50, top=4, seed=0, feature_names=names
+    )
+    return {
+        "available": True,
+        "method": explained.method,
+        "dataset": holdout.name,
+        "rows": len(rows),
+        "importance": [f.to_dict() for f in ranked],
+        "reason_stability": stability.to_dict(),
+    }
 
 
 def validate(
