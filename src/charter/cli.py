@@ -1276,17 +1276,7 @@ def report(
     actor = _actor(reg, token)
     ref: int | str | None = int(version) if version and version.isdigit() else version
     doc = documents.build_document(reg, kind, name, ref, as_of=day)
-    paths = render.write_document(doc, out_dir, formats=wanted)
-    details = doc.get("model_details") or (doc.get("scope") or {}).get("model") or {}
-    reg.record_report(
-        actor,
-        kind,
-        model_name=name if kind != "mrm" else None,
-        version=details.get("version"),
-        document_sha256=doc["document_sha256"],
-        audit_head_seq=doc["provenance"]["audit_head_seq"],
-        files=[p.name for p in paths.values()],
-    )
+    paths = documents.publish(reg, actor, doc, out_dir, wanted)
     head = doc["provenance"]
     out.print(
         f"{kind} built from audit head #{head['audit_head_seq']} "

@@ -429,7 +429,7 @@ def _documents(
     reg: Registry, console: Console, actor: Actor, home: Path, versions: list[int]
 ) -> None:
     """The model cards, validation reports and the MRM pack, from the audited record."""
-    from charter.reports import documents, render
+    from charter.reports import documents
 
     _step(console, 10, "Documents from the audited record: model cards, validation reports, MRM")
     out = home / "reports"
@@ -440,19 +440,9 @@ def _documents(
     docs.append(documents.mrm_report(reg))
     t = Table("document", "audit head", "sha256", "files")
     for doc in docs:
-        paths = render.write_document(doc, out)
-        details = doc.get("model_details") or (doc.get("scope") or {}).get("model") or {}
+        paths = documents.publish(reg, actor, doc, out)
         kind = doc["provenance"]["document"]
-        reg.record_report(
-            actor,
-            kind,
-            model_name=MODEL if kind != "mrm" else None,
-            version=details.get("version"),
-            document_sha256=doc["document_sha256"],
-            audit_head_seq=doc["provenance"]["audit_head_seq"],
-            files=[p.name for p in paths.values()],
-        )
-        label = kind if kind == "mrm" else f"{kind} v{details.get('version')}"
+        label = kind if kind == "mrm" else f"{kind} v{documents.subject(doc)[1]}"
         t.add_row(
             label,
             f"#{doc['provenance']['audit_head_seq']}",

@@ -1028,23 +1028,14 @@ def _sequential(traffic: Traffic, plan: ExperimentPlan) -> MSPRTResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _inputs_frame(arm: Arm, attributes: Sequence[ProtectedAttribute]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(list(arm.inputs)) if arm.n else pd.DataFrame()
-    for attr in attributes:
-        if arm.n and attr.column not in frame.columns:
-            raise InvalidArgument(
-                f"protected attribute {attr.name!r} needs the input {attr.column!r}, which the "
-                f"{arm.name}'s logged decisions do not have",
-                field=f"plan.protected_attributes.{attr.name}.column",
-                remedy="register a new experiment with the attribute on a logged input",
-            )
-    return frame
+def _inputs_frame(arm: Arm) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(arm.inputs)) if arm.n else pd.DataFrame()
 
 
 def _groups(arm: Arm, frame: pd.DataFrame, attr: ProtectedAttribute) -> NDArray[np.object_]:
     if not arm.n:
         return np.array([], dtype=object)
-    g = protected_groups(frame, attr)
+    g = protected_groups(frame, attr, where="plan.protected_attributes")
     return np.asarray(g.to_numpy(dtype=object, na_value=None), dtype=object)
 
 
@@ -1066,8 +1057,8 @@ def _parity(traffic: Traffic, plan: ExperimentPlan) -> tuple[
     attrs = plan.attributes
     if not attrs:
         return (), {}
-    fa = _inputs_frame(a, attrs)
-    fb = fa if traffic.paired else _inputs_frame(b, attrs)
+    fa = _inputs_frame(a)
+    fb = fa if traffic.paired else _inputs_frame(b)
     size = plan.guardrails.min_group_size
     results = []
     groups: dict[str, tuple[NDArray[np.object_], NDArray[np.object_]]] = {}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +42,7 @@ from charter.stats.experiments import (
     sample_size_proportions,
 )
 from charter.storage import jsonutil
+from charter.validation import policy
 from charter.validation.policy import ProtectedAttribute
 
 __all__ = [
@@ -336,79 +336,16 @@ def _fixed_size(
 # Protected attributes (the validation policy's [gates.fairness.attributes] tables)
 # --------------------------------------------------------------------------------------------
 
-_ATTRIBUTE_KEYS = ("column", "split", "map", "bins")
-
 
 def parse_attributes(
     raw: Mapping[str, Any] | None, where: str = "plan.protected_attributes"
 ) -> tuple[ProtectedAttribute, ...]:
     """``{name: {column, split | map | bins}}`` (as a validation policy's
-    ``[gates.fairness.attributes]``) to ``ProtectedAttribute``s, every key checked."""
+    ``[gates.fairness.attributes]``) to ``ProtectedAttribute``s, every key checked by the
+    policy's own parser; errors name the plan's field."""
     if raw is None:
         return ()
-    if not isinstance(raw, Mapping):
-        raise InvalidArgument(
-            f"{where} must map attribute names to tables",
-            field=where,
-            remedy='e.g. {"sex": {"column": "personal_status_and_sex", "split": ":"}}',
-        )
-    out = []
-    for name, spec in raw.items():
-        key = f"{where}.{name}"
-        if not isinstance(spec, Mapping):
-            raise InvalidArgument(
-                f"{key} must be a table", field=key, remedy='e.g. column = "foreign_worker"'
-            )
-        unknown = sorted(str(k) for k in spec if k not in _ATTRIBUTE_KEYS)
-        if unknown:
-            raise InvalidArgument(
-                f"unknown setting {unknown[0]!r} in {key}",
-                field=f"{key}.{unknown[0]}",
-                remedy=f"use only: {', '.join(_ATTRIBUTE_KEYS)}",
-            )
-        column = spec.get("column")
-        if not isinstance(column, str) or not column:
-            raise InvalidArgument(
-                f"{key} needs a column", field=f"{key}.column", remedy='add column = "<input>"'
-            )
-        split = spec.get("split")
-        if split is not None and (not isinstance(split, str) or not split):
-            raise InvalidArgument(
-                f"{key}.split must be a separator", field=f"{key}.split", remedy='e.g. ":"'
-            )
-        mapping = spec.get("map")
-        if mapping is not None and (
-            not isinstance(mapping, Mapping)
-            or not all(isinstance(v, str) for v in mapping.values())
-        ):
-            raise InvalidArgument(
-                f"{key}.map must map values to groups",
-                field=f"{key}.map",
-                remedy='e.g. { A91 = "male" }',
-            )
-        bins = spec.get("bins") or []
-        if (
-            not isinstance(bins, (list, tuple))
-            or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in bins)
-            or sorted(bins) != list(bins)
-        ):
-            raise InvalidArgument(
-                f"{key}.bins must be increasing numbers", field=f"{key}.bins", remedy="[25, 40]"
-            )
-        if sum(x is not None and x != [] for x in (split, mapping, list(bins) or None)) > 1:
-            raise InvalidArgument(
-                f"{key} takes one of split, map or bins", field=key, remedy="keep only one"
-            )
-        out.append(
-            ProtectedAttribute(
-                name=str(name),
-                column=column,
-                split=split,
-                mapping=None if mapping is None else {str(k): v for k, v in mapping.items()},
-                bins=tuple(float(b) for b in bins),
-            )
-        )
-    return tuple(out)
+    return policy.parse_attributes(raw, where=where, prefix="")
 
 
 def attributes_to_dict(attributes: tuple[ProtectedAttribute, ...]) -> dict[str, Any]:

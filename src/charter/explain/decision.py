@@ -16,14 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from charter.clock import parse_iso
+from charter.entities import ModelVersion
 from charter.errors import InvalidArgument, NotFound
 from charter.registry.service import Registry
-from charter.serving.compiled import compile_model, reason_codes
-from charter.serving.decision_log import DecisionRecord, get_decision
-from charter.storage.schema import outcomes
+from charter.serving.compiled import reason_codes
+from charter.serving.decision_log import DecisionRecord, get_decision, get_outcome
+from charter.serving.runtime import compile_version
 
 REPLAY_TOLERANCE = 1e-9
 
@@ -156,15 +155,10 @@ def _in_force(registry: Registry, rec: DecisionRecord, sha: str) -> dict[str, An
     }
 
 
-def replay(registry: Registry, rec: DecisionRecord) -> tuple[Replay, Any]:
-    """Re-score the logged inputs with the logged version, compiled as the service compiles it;
-    returns the replay and the compiled scorer."""
-    v = registry.get_version(rec.model_name, rec.version)
-    model = registry.load_model(rec.model_name, rec.version)  # hash checked before loading
-    background = None
-    if v.reference_profile_sha256 is not None:
-        background = registry.reference_profile(rec.model_name, rec.version)
-    scorer = compile_model(model, [f.name for f in v.feature_schema], background=background)
+def replay(registry: Registry, rec: DecisionRecord, v: ModelVersion) -> tuple[Replay, Any]:
+    """Re-score the logged inputs with the logged version ``v``, compiled as the service
+    compiles it; returns the replay and the compiled scorer."""
+    scorer = compile_version(registry, v)
     score = float(scorer.score_one(rec.inputs))
     contributions = scorer.contributions(rec.inputs)
     reasons = tuple(
@@ -187,12 +181,11 @@ def replay(registry: Registry, rec: DecisionRecord) -> tuple[Replay, Any]:
     )
 
 
-def _counterfactual(registry: Registry, rec: DecisionRecord, scorer: Any) -> dict[str, Any] | None:
+def _counterfactual(rec: DecisionRecord, v: ModelVersion, scorer: Any) -> dict[str, Any] | None:
     if rec.decision != "decline":
         return None
     from charter.explain.counterfactual import counterfactual
 
-    v = registry.get_version(rec.model_name, rec.version)
     immutable = tuple(f.name for f in v.feature_schema if f.name in IMMUTABLE_BY_DEFAULT)
 
     # The compiled scorer itself: a linear one lets the search solve the flip exactly.
@@ -225,7 +218,7 @@ def explain_decision(
 ) -> DecisionExplanation:
     rec = _record(registry, decision_id)
     v = registry.get_version(rec.model_name, rec.version)
-    rep, scorer = replay(registry, rec)
+    rep, scorer = replay(registry, rec, v)
     notes: list[str] = []
     if not rep.reproduced:
         notes.append(
@@ -234,11 +227,9 @@ def explain_decision(
         )
     cf = None
     if with_counterfactual:
-        cf = _counterfactual(registry, rec, scorer)
+        cf = _counterfactual(rec, v, scorer)
         if rec.decision == "decline" and cf is None:
             notes.append("no feasible change to the actionable inputs flips this decision")
-    with registry.db.read() as conn:
-        o = conn.execute(select(outcomes).where(outcomes.c.decision_id == rec.id)).first()
     return DecisionExplanation(
         decision_id=rec.id,
         request_id=rec.request_id,
@@ -255,6 +246,6 @@ def explain_decision(
         replay=rep,
         validation_in_force=_in_force(registry, rec, v.artifact_sha256),
         counterfactual=cf,
-        outcome=None if o is None else {"label": o.label, "observed_at": o.observed_at},
+        outcome=get_outcome(registry.db, rec.id),
         notes=tuple(notes),
     )

@@ -51,6 +51,7 @@ __all__ = [
     "dependence",
     "importance",
     "reason_stability",
+    "reason_stability_from",
 ]
 
 
@@ -427,7 +428,18 @@ def reason_stability(
             )
         explained.append(contributions)
     names = _names(list(explained[0]) if feature_names is None else feature_names)
-    c = np.abs(_matrix(explained, names))
+    return reason_stability_from(explained, names, n_boot=int(n_boot), top=int(top),
+                                 seed=int(seed))  # fmt: skip
+
+
+def reason_stability_from(
+    contributions: Any, feature_names: Sequence[str], *, n_boot: int = 50, top: int = 4,
+    seed: int = 0,
+) -> ReasonStability:  # fmt: skip
+    """:func:`reason_stability` on contributions already computed (an applicants x features
+    matrix, a DataFrame, or a sequence of mappings feature -> contribution)."""
+    names = _names(feature_names)
+    c = np.abs(_matrix(contributions, names))
     n, d = c.shape
     k = min(int(top), d)
     rng = np.random.default_rng(int(seed))

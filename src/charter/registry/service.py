@@ -1239,120 +1239,137 @@ class Registry:
 
         def body(conn: Connection) -> Alias:
             m = self._model_row(conn, name)
-            v = self._version_row(conn, m, version)
-            facts = self._facts(conn, v, name)
-            current = conn.execute(
-                select(
-                    model_aliases.c.version_id, model_aliases.c.revision, model_versions.c.version
-                )
-                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-                .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == a.value)
-            ).first()
-            holder = None if current is None else int(current.version)
-            if expected is not ANY and expected != holder:
-                raise Conflict(
-                    f"{a.value} of {name} is held by "
-                    f"{'nobody' if holder is None else f'version {holder}'}, not "
-                    f"{'nobody' if expected is None else f'version {expected}'}: another change "
-                    "came first",
-                    field="expected",
-                    remedy="re-read the model and decide again",
-                    details={"holder": holder, "expected": expected},
-                )
-            if holder == version:
-                raise TransitionNotAllowed(
-                    f"version {version} of {name} is {a.value} already",
-                    remedy="nothing to do",
-                )
-            check = lifecycle.check_alias(facts, actor, a)
-            overridden = self._enforce(conn, actor, check, subject, justification)
-            now = iso(self.clock())
-            try:
-                if current is None:
-                    conn.execute(
-                        model_aliases.insert().values(
-                            model_id=m.id,
-                            alias=a.value,
-                            version_id=v.id,
-                            revision=1,
-                            set_by=actor.username,
-                            set_at=now,
-                        )
-                    )
-                    revision = 1
-                else:
-                    revision = current.revision + 1
-                    n = conn.execute(
-                        model_aliases.update()
-                        .where(
-                            model_aliases.c.model_id == m.id,
-                            model_aliases.c.alias == a.value,
-                            model_aliases.c.revision == current.revision,
-                        )
-                        .values(
-                            version_id=v.id, revision=revision, set_by=actor.username, set_at=now
-                        )
-                    ).rowcount
-                    if n != 1:
-                        raise Conflict(
-                            f"{a.value} of {name} changed concurrently",
-                            remedy="re-read the model and decide again",
-                        )
-            except exc.IntegrityError as e:
-                raise Conflict(
-                    f"{a.value} of {name} was assigned concurrently",
-                    remedy="re-read the model and decide again",
-                ) from e
-            role = self._acting_role(actor, lifecycle.ALIAS_ROLES[a], overridden)
-            # A version holds one serving alias: promoting the challenger ends its challenge.
-            for other in facts.aliases:
-                if other != a and {other, a} <= lifecycle.SERVING_ALIASES:
-                    conn.execute(
-                        model_aliases.delete().where(
-                            model_aliases.c.model_id == m.id, model_aliases.c.alias == other.value
-                        )
-                    )
-                    audit.append(
-                        conn,
-                        actor=actor,
-                        role=role,
-                        action=audit.ALIAS_REMOVED,
-                        subject=subject,
-                        payload={
-                            "alias": other.value,
-                            "version": version,
-                            "reason": f"became {a.value}",
-                        },
-                        clock=self.clock,
-                    )
-            new_stage = lifecycle.stage_after_alias(facts.stage, a)
-            if new_stage != facts.stage:
-                conn.execute(
-                    model_versions.update()
-                    .where(model_versions.c.id == v.id)
-                    .values(stage=new_stage.value)
-                )
-            audit.append(
-                conn,
-                actor=actor,
-                role=role,
-                action=audit.ALIAS_SET,
-                subject=subject,
-                payload={
-                    "alias": a.value,
-                    "version": version,
-                    "previous": holder,
-                    "revision": revision,
-                    "stage": new_stage.value,
-                    "artifact_sha256": v.artifact_sha256,
-                    "comment": comment,
-                    "override": overridden,
-                },
-                clock=self.clock,
-            )
-            return Alias(name, a, version, revision, actor.username, parse_iso(now))
+            return self._set_alias_in_tx(
+                conn, actor, m, version, a, expected=expected, comment=comment,
+                justification=justification,
+            )  # fmt: skip
 
         return self._guarded(actor, f"alias.set.{a.value}", subject, body)
+
+    def _set_alias_in_tx(
+        self,
+        conn: Connection,
+        actor: Actor,
+        m: Row[Any],
+        version: int,
+        a: AliasName,
+        *,
+        expected: Any = ANY,
+        comment: str = "",
+        justification: str | None = None,
+    ) -> Alias:
+        """Give alias ``a`` to ``version`` of model row ``m`` inside the caller's transaction:
+        the checks, the change, the end of any other serving alias it held, and the audit."""
+        name = m.name
+        subject = audit.Subject("version", f"{name}/{version}", name)
+        v = self._version_row(conn, m, version)
+        facts = self._facts(conn, v, name)
+        current = conn.execute(
+            select(model_aliases.c.version_id, model_aliases.c.revision, model_versions.c.version)
+            .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+            .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == a.value)
+        ).first()
+        holder = None if current is None else int(current.version)
+        if expected is not ANY and expected != holder:
+            raise Conflict(
+                f"{a.value} of {name} is held by "
+                f"{'nobody' if holder is None else f'version {holder}'}, not "
+                f"{'nobody' if expected is None else f'version {expected}'}: another change "
+                "came first",
+                field="expected",
+                remedy="re-read the model and decide again",
+                details={"holder": holder, "expected": expected},
+            )
+        if holder == version:
+            raise TransitionNotAllowed(
+                f"version {version} of {name} is {a.value} already",
+                remedy="nothing to do",
+            )
+        check = lifecycle.check_alias(facts, actor, a)
+        overridden = self._enforce(conn, actor, check, subject, justification)
+        now = iso(self.clock())
+        try:
+            if current is None:
+                conn.execute(
+                    model_aliases.insert().values(
+                        model_id=m.id,
+                        alias=a.value,
+                        version_id=v.id,
+                        revision=1,
+                        set_by=actor.username,
+                        set_at=now,
+                    )
+                )
+                revision = 1
+            else:
+                revision = current.revision + 1
+                n = conn.execute(
+                    model_aliases.update()
+                    .where(
+                        model_aliases.c.model_id == m.id,
+                        model_aliases.c.alias == a.value,
+                        model_aliases.c.revision == current.revision,
+                    )
+                    .values(version_id=v.id, revision=revision, set_by=actor.username, set_at=now)
+                ).rowcount
+                if n != 1:
+                    raise Conflict(
+                        f"{a.value} of {name} changed concurrently",
+                        remedy="re-read the model and decide again",
+                    )
+        except exc.IntegrityError as e:
+            raise Conflict(
+                f"{a.value} of {name} was assigned concurrently",
+                remedy="re-read the model and decide again",
+            ) from e
+        role = self._acting_role(actor, lifecycle.ALIAS_ROLES[a], overridden)
+        # A version holds one serving alias: promoting the challenger ends its challenge.
+        for other in facts.aliases:
+            if other != a and {other, a} <= lifecycle.SERVING_ALIASES:
+                conn.execute(
+                    model_aliases.delete().where(
+                        model_aliases.c.model_id == m.id, model_aliases.c.alias == other.value
+                    )
+                )
+                audit.append(
+                    conn,
+                    actor=actor,
+                    role=role,
+                    action=audit.ALIAS_REMOVED,
+                    subject=subject,
+                    payload={
+                        "alias": other.value,
+                        "version": version,
+                        "reason": f"became {a.value}",
+                    },
+                    clock=self.clock,
+                )
+        new_stage = lifecycle.stage_after_alias(facts.stage, a)
+        if new_stage != facts.stage:
+            conn.execute(
+                model_versions.update()
+                .where(model_versions.c.id == v.id)
+                .values(stage=new_stage.value)
+            )
+        audit.append(
+            conn,
+            actor=actor,
+            role=role,
+            action=audit.ALIAS_SET,
+            subject=subject,
+            payload={
+                "alias": a.value,
+                "version": version,
+                "previous": holder,
+                "revision": revision,
+                "stage": new_stage.value,
+                "artifact_sha256": v.artifact_sha256,
+                "comment": comment,
+                "override": overridden,
+            },
+            clock=self.clock,
+        )
+        return Alias(name, a, version, revision, actor.username, parse_iso(now))
 
     def remove_alias(
         self, actor: Actor, name: str, alias: str | AliasName, *, comment: str = ""
@@ -1614,48 +1631,13 @@ class Registry:
 
     def _promote_canary(self, conn: Connection, bot: Actor, m: Row[Any], version: int) -> None:
         """Inside the canary step's transaction: the canary version becomes the champion."""
-        v = self._version_row(conn, m, version)
-        facts = self._facts(conn, v, m.name)
-        self._enforce(
+        self._set_alias_in_tx(
             conn,
             bot,
-            lifecycle.check_alias(facts, bot, AliasName.CHAMPION),
-            audit.Subject("version", f"{m.name}/{version}", m.name),
-            None,
-        )
-        cur = conn.execute(
-            select(model_aliases.c.revision, model_versions.c.version)
-            .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
-            .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == "champion")
-        ).one()
-        now = iso(self.clock())
-        conn.execute(
-            model_aliases.update()
-            .where(model_aliases.c.model_id == m.id, model_aliases.c.alias == "champion")
-            .values(version_id=v.id, revision=cur.revision + 1, set_by=bot.username, set_at=now)
-        )
-        stage = lifecycle.stage_after_alias(facts.stage, AliasName.CHAMPION)
-        if stage != facts.stage:
-            conn.execute(
-                model_versions.update().where(model_versions.c.id == v.id).values(stage=stage.value)
-            )
-        audit.append(
-            conn,
-            actor=bot,
-            role=Role.SERVICE.value,
-            action=audit.ALIAS_SET,
-            subject=audit.Subject("version", f"{m.name}/{version}", m.name),
-            payload={
-                "alias": "champion",
-                "version": version,
-                "previous": int(cur.version),
-                "revision": cur.revision + 1,
-                "stage": stage.value,
-                "artifact_sha256": v.artifact_sha256,
-                "comment": "canary promoted: every guardrail held at every step",
-                "override": False,
-            },
-            clock=self.clock,
+            m,
+            version,
+            AliasName.CHAMPION,
+            comment="canary promoted: every guardrail held at every step",
         )
 
     def alias_holder_at(self, name: str, alias: str | AliasName, at: datetime) -> int | None:

@@ -556,3 +556,34 @@ def build_document(
     if kind == "model-card":
         return model_card(registry, name, version, as_of=as_of)
     return validation_report(registry, name, version, as_of=as_of)
+
+
+def subject(doc: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The model and version a document is about (both None for the MRM pack)."""
+    details = doc.get("model_details") or (doc.get("scope") or {}).get("model") or {}
+    return details.get("name"), details.get("version")
+
+
+def publish(
+    registry: Registry,
+    actor: Any,
+    doc: dict[str, Any],
+    out_dir: Any,
+    formats: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Write the document (JSON, HTML, PDF) and record its generation as an audit event with
+    its sha256 and the chain head it was built from; returns the path of each format."""
+    from charter.reports import render
+
+    paths = render.write_document(doc, out_dir, formats=formats or render.FORMATS)
+    model, version = subject(doc)
+    registry.record_report(
+        actor,
+        doc["provenance"]["document"],
+        model_name=model,
+        version=version,
+        document_sha256=doc["document_sha256"],
+        audit_head_seq=doc["provenance"]["audit_head_seq"],
+        files=[p.name for p in paths.values()],
+    )
+    return paths

@@ -46,7 +46,7 @@ from charter.errors import (
 from charter.ids import uuid7
 from charter.registry.service import Registry
 from charter.serving.compiled import reason_codes
-from charter.serving.decision_log import DecisionLog, DecisionRecord, get_decision
+from charter.serving.decision_log import DecisionLog, DecisionRecord, get_decision, get_outcome
 from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
@@ -112,6 +112,21 @@ class Metrics:
         self.shadow_scored = Counter(
             "charter_shadow_scored", "Shadow scores", ["model", "shadow_version"], registry=r
         )
+        self._served: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+
+    def served(self, model: str, version: int, variant: str) -> tuple[Any, Any, Any]:
+        """The (requests ok, latency, scores) series of one served version and variant, looked
+        up once: ``labels()`` costs several microseconds a call on the request path."""
+        key = (model, version, variant)
+        series = self._served.get(key)
+        if series is None:
+            series = (
+                self.requests.labels(model, str(version), variant, "ok"),
+                self.latency.labels(model, variant),
+                self.scores.labels(model, str(version)),
+            )
+            self._served[key] = series
+        return series
 
 
 @dataclass
@@ -483,9 +498,10 @@ def create_app(
         results = []
         for (rec, served, _), lg in zip(scored, logged, strict=True):
             results.append(_result(lg.record, lg.duplicate))
-            svc.metrics.requests.labels(name, str(served.version), rec.variant, "ok").inc()
-            svc.metrics.latency.labels(name, rec.variant).observe(elapsed)
-            svc.metrics.scores.labels(name, str(served.version)).observe(lg.record.score)
+            ok, latency, scores = svc.metrics.served(name, served.version, rec.variant)
+            ok.inc()
+            latency.observe(elapsed)
+            scores.observe(lg.record.score)
         fresh = [
             (rec, f) for (rec, _, f), lg in zip(scored, logged, strict=True) if not lg.duplicate
         ]
@@ -569,9 +585,7 @@ def create_app(
         out = _result(rec, False)
         out.pop("duplicate")
         out.update(inputs=rec.inputs, latency_ms=rec.latency_ms, created_at=rec.created_at)
-        with svc.registry.db.read() as conn:
-            o = conn.execute(select(outcomes).where(outcomes.c.decision_id == rec.id)).first()
-        out["outcome"] = None if o is None else {"label": o.label, "observed_at": o.observed_at}
+        out["outcome"] = await asyncio.to_thread(get_outcome, svc.registry.db, rec.id)
         return JSONResponse(out)
 
     @app.get(

@@ -32,7 +32,7 @@ from sqlalchemy import exc, select
 from charter.errors import StoreUnavailable
 from charter.storage import jsonutil
 from charter.storage.db import Database
-from charter.storage.schema import decisions, scoring_errors, shadow_scores
+from charter.storage.schema import decisions, outcomes, scoring_errors, shadow_scores
 
 
 @dataclass(frozen=True)
@@ -339,3 +339,10 @@ def get_decision(db: Database, decision_id: str) -> DecisionRecord | None:
     with db.read() as conn:
         r = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
     return None if r is None else DecisionRecord.from_row(r)
+
+
+def get_outcome(db: Database, decision_id: str) -> dict[str, Any] | None:
+    """The outcome recorded for a decision (``label``, ``observed_at``), if it has arrived."""
+    with db.read() as conn:
+        o = conn.execute(select(outcomes).where(outcomes.c.decision_id == decision_id)).first()
+    return None if o is None else {"label": o.label, "observed_at": o.observed_at}

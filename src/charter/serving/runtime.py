@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from charter.entities import AliasName
+from charter.entities import AliasName, ModelVersion
 from charter.errors import CharterError, NotFound
 from charter.registry.service import Registry
 from charter.serving.compiled import CompiledScorer, compile_model
@@ -55,6 +55,17 @@ class ModelRuntime:
     @property
     def champion(self) -> ServedVersion:
         return self.versions[self.policy.champion]
+
+
+def compile_version(registry: Registry, v: ModelVersion) -> CompiledScorer:
+    """The version's artifact (its sha256 checked before loading) compiled as the service
+    serves it, with the version's reference profile as the explanations' background. A replay
+    of a logged decision compiles through here too, so it scores as the service did."""
+    model = registry.load_model(v.model_name, v.version)
+    background = None
+    if v.reference_profile_sha256 is not None:
+        background = registry.reference_profile(v.model_name, v.version)
+    return compile_model(model, [f.name for f in v.feature_schema], background=background)
 
 
 @dataclass
@@ -124,12 +135,7 @@ class Runtime:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        model = self.registry.load_model(name, version)  # checks the artifact's sha256 first
-        names = [f.name for f in v.feature_schema]
-        background = None
-        if v.reference_profile_sha256 is not None:
-            background = self.registry.reference_profile(name, version)
-        scorer = compile_model(model, names, background=background)
+        scorer = compile_version(self.registry, v)
         served = ServedVersion(
             model=name,
             version=version,

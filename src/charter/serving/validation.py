@@ -116,6 +116,11 @@ class InputValidator:
                 self._bounds[f.name] = (f.minimum - span, f.maximum + span)
             if f.categories is not None:
                 self._cats[f.name] = frozenset(f.categories)
+        # The categories that are valid text: a value found here needs no text check.
+        self._valid_cats = {
+            name: frozenset(c for c in cats if check_text(c, name, []))
+            for name, cats in self._cats.items()
+        }
 
     def validate(
         self, features: Any, path: str = "features", also: frozenset[str] = frozenset()
@@ -151,18 +156,19 @@ class InputValidator:
                 )
         out: dict[str, Any] = {}
         for f in self.schema:
-            field = f"{path}.{f.name}"
             v = features.get(f.name)
             if v is None:
                 if not f.nullable:
-                    errors.append(FieldError(field, "is required", "send a value"))
+                    errors.append(FieldError(f"{path}.{f.name}", "is required", "send a value"))
                 out[f.name] = None
                 continue
             if f.type in (FeatureType.NUMERIC, FeatureType.INTEGER):
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     errors.append(
                         FieldError(
-                            field, f"must be a number, not {type(v).__name__}", "send a JSON number"
+                            f"{path}.{f.name}",
+                            f"must be a number, not {type(v).__name__}",
+                            "send a JSON number",
                         )
                     )
                     continue
@@ -171,16 +177,20 @@ class InputValidator:
                 except OverflowError:  # an integer literal too large for a float
                     x = math.inf
                 if not math.isfinite(x):
-                    errors.append(FieldError(field, "must be finite", "send a finite number"))
+                    errors.append(
+                        FieldError(f"{path}.{f.name}", "must be finite", "send a finite number")
+                    )
                     continue
                 if f.type is FeatureType.INTEGER and not x.is_integer():
-                    errors.append(FieldError(field, "must be a whole number", "round it"))
+                    errors.append(
+                        FieldError(f"{path}.{f.name}", "must be a whole number", "round it")
+                    )
                     continue
                 lo_hi = self._bounds.get(f.name)
                 if lo_hi is not None and not lo_hi[0] <= x <= lo_hi[1]:
                     errors.append(
                         FieldError(
-                            field,
+                            f"{path}.{f.name}",
                             f"{v} is implausible: the training data ranged from {f.minimum:g} "
                             f"to {f.maximum:g}",
                             "check the value and its unit",
@@ -190,25 +200,34 @@ class InputValidator:
                 out[f.name] = x
             elif f.type is FeatureType.BOOLEAN:
                 if not isinstance(v, bool):
-                    errors.append(FieldError(field, "must be true or false", "send a JSON boolean"))
+                    errors.append(
+                        FieldError(
+                            f"{path}.{f.name}", "must be true or false", "send a JSON boolean"
+                        )
+                    )
                     continue
                 out[f.name] = v
             else:  # categorical (and datetime, sent as text)
                 if not isinstance(v, str):
                     errors.append(
                         FieldError(
-                            field, f"must be text, not {type(v).__name__}", "send a JSON string"
+                            f"{path}.{f.name}",
+                            f"must be text, not {type(v).__name__}",
+                            "send a JSON string",
                         )
                     )
                     continue
-                if not check_text(v, field, errors):
+                if v in self._valid_cats.get(f.name, ()):  # a training category: valid text
+                    out[f.name] = v
+                    continue
+                if not check_text(v, f"{path}.{f.name}", errors):
                     continue
                 cats = self._cats.get(f.name)
                 if cats is not None and v not in cats:
                     shown = ", ".join(sorted(cats)[:10])
                     errors.append(
                         FieldError(
-                            field,
+                            f"{path}.{f.name}",
                             f"unknown category {v!r}",
                             f"use one of the training categories: {shown}"
                             + (" ..." if len(cats) > 10 else ""),

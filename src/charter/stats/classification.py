@@ -155,6 +155,11 @@ class ReliabilityTable:
     def n_bins(self) -> int:
         return len(self.count)
 
+    @property
+    def ece(self) -> float:
+        """The expected calibration error over these bins (see ``expected_calibration_error``)."""
+        return _ece(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able types; NaN (empty bins) becomes ``None``."""
         return {

@@ -245,19 +245,6 @@ def _histogram(y: np.ndarray, s: np.ndarray) -> dict[str, list[float]]:
     return {"edges": edges.tolist(), "good": good.tolist(), "bad": bad.tolist()}
 
 
-def _delong_dict(r: Any) -> dict[str, Any]:
-    return {
-        "auc_a": r.auc_a,
-        "auc_b": r.auc_b,
-        "difference": r.difference,
-        "se": _jf(r.se),
-        "z": _jf(r.z),
-        "p_value": _jf(r.p_value),
-        "ci_low": _jf(r.ci_low),
-        "ci_high": _jf(r.ci_high),
-    }
-
-
 def performance(ctx: Context, s: Mapping[str, Any]) -> GateResult:
     criteria: list[Criterion] = []
     warnings: list[str] = []
@@ -283,7 +270,7 @@ def performance(ctx: Context, s: Mapping[str, Any]) -> GateResult:
             number, score = ctx.champion
             champ_scores = score(ds.frame)
             r = delong_test(ds.y, champ_scores, ds.scores)
-            champion[name] = {"version": number, **_delong_dict(r)}
+            champion[name] = {"version": number, **r.to_dict()}
             criteria.append(
                 criterion(
                     "AUC minus champion's",
@@ -395,13 +382,16 @@ def stability(ctx: Context, s: Mapping[str, Any]) -> GateResult:
 
 
 # ---------------------------------------------------------------------------------- fairness
-def protected_groups(frame: pd.DataFrame, attr: ProtectedAttribute) -> pd.Series:
-    """The group of every row for one protected attribute (missing stays missing)."""
+def protected_groups(
+    frame: pd.DataFrame, attr: ProtectedAttribute, where: str = "policy.gates.fairness.attributes"
+) -> pd.Series:
+    """The group of every row for one protected attribute (missing stays missing); errors name
+    the field ``where.<attribute>...`` of the policy or plan that defined it."""
     if attr.column not in frame.columns:
         raise InvalidArgument(
             f"protected attribute {attr.name!r} needs the column {attr.column!r}, which the data "
             "does not have",
-            field=f"policy.gates.fairness.attributes.{attr.name}.column",
+            field=f"{where}.{attr.name}.column",
             remedy="add the column to the data, or point the attribute at another column",
         )
     col = frame[attr.column]
@@ -422,7 +412,7 @@ def protected_groups(frame: pd.DataFrame, attr: ProtectedAttribute) -> pd.Series
         if unknown:
             raise InvalidArgument(
                 f"protected attribute {attr.name!r}: values {unknown[:5]} have no group in its map",
-                field=f"policy.gates.fairness.attributes.{attr.name}.map",
+                field=f"{where}.{attr.name}.map",
                 remedy="map every value of the column to a group",
             )
         return text.map(attr.mapping)
@@ -521,7 +511,7 @@ def fairness(
 def calibration(ctx: Context, s: Mapping[str, Any]) -> GateResult:
     ds = ctx.dataset(s["dataset"])
     table = cls.reliability_table(ds.y, ds.scores, n_bins=s["bins"])
-    ece = cls.expected_calibration_error(ds.y, ds.scores, n_bins=s["bins"])
+    ece = table.ece
     hl = cls.hosmer_lemeshow(ds.y, ds.scores, n_groups=s["bins"])
     criteria = [
         criterion("expected calibration error", ece, s["max_ece"], "<=", dataset=ds.name),
@@ -736,7 +726,7 @@ def benchmark(ctx: Context, s: Mapping[str, Any]) -> GateResult:
         "benchmark": kind,
         "candidate_auc": r.auc_b,
         "benchmark_auc": r.auc_a,
-        "delong": _delong_dict(r),
+        "delong": r.to_dict(),
         "trained_on": {"rows": train.rows, "sha256": train.sha256},
     }
     return _result("benchmark", criteria, [], evidence)

@@ -229,40 +229,57 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _attributes(raw: Any) -> tuple[ProtectedAttribute, ...]:
-    where = "gates.fairness.attributes"
+def parse_attributes(
+    raw: Any, *, where: str = "gates.fairness.attributes", prefix: str = "policy."
+) -> tuple[ProtectedAttribute, ...]:
+    """``{name: {column, split | map | bins}}`` to ``ProtectedAttribute``s, every key checked;
+    errors name the field ``prefix + where + ...`` (a policy's, or an experiment plan's)."""
+
+    def bad(message: str, key: str, remedy: str) -> InvalidArgument:
+        return InvalidArgument(message, field=f"{prefix}{key}", remedy=remedy)
+
     if not isinstance(raw, Mapping):
-        raise _bad(f"[{where}] must be a table of attributes", where, f"[{where}.sex] ...")
+        raise bad(f"[{where}] must be a table of attributes", where, f"[{where}.sex] ...")
     out = []
     for name, spec in raw.items():
         key = f"{where}.{name}"
         if not isinstance(spec, Mapping):
-            raise _bad(f"[{key}] must be a table", key, 'e.g. column = "foreign_worker"')
-        _check_keys(spec, ATTRIBUTE_KEYS, key)
+            raise bad(f"[{key}] must be a table", key, 'e.g. column = "foreign_worker"')
+        unknown = [str(k) for k in spec if k not in ATTRIBUTE_KEYS]
+        if unknown:
+            raise bad(
+                f"unknown setting {unknown[0]!r} in [{key}]",
+                f"{key}.{unknown[0]}",
+                f"use only: {', '.join(ATTRIBUTE_KEYS)}",
+            )
         column = spec.get("column")
         if not isinstance(column, str) or not column:
-            raise _bad(f"[{key}] needs a column", f"{key}.column", 'add column = "<data column>"')
+            raise bad(f"[{key}] needs a column", f"{key}.column", 'add column = "<data column>"')
         split = spec.get("split")
         if split is not None and (not isinstance(split, str) or not split):
-            raise _bad(f"{key}.split must be a separator", f"{key}.split", 'e.g. split = ":"')
+            raise bad(f"{key}.split must be a separator", f"{key}.split", 'e.g. split = ":"')
         mapping = spec.get("map")
         if mapping is not None and (
             not isinstance(mapping, Mapping)
             or not all(isinstance(v, str) for v in mapping.values())
         ):
-            raise _bad(f"{key}.map must map values to groups", f"{key}.map", '{ A91 = "male" }')
-        bins = spec.get("bins", [])
-        if not isinstance(bins, list) or sorted(bins) != bins:
-            raise _bad(f"{key}.bins must be increasing edges", f"{key}.bins", "e.g. [25, 40, 60]")
-        edges = tuple(_number(b, f"{key}.bins") for b in bins)
+            raise bad(f"{key}.map must map values to groups", f"{key}.map", '{ A91 = "male" }')
+        bins = spec.get("bins") or []
+        if (
+            not isinstance(bins, (list, tuple))
+            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bins)
+            or sorted(bins) != list(bins)
+        ):
+            raise bad(f"{key}.bins must be increasing edges", f"{key}.bins", "e.g. [25, 40, 60]")
+        edges = tuple(float(b) for b in bins)
         if sum(x is not None and x != () for x in (split, mapping, edges)) > 1:
-            raise _bad(f"[{key}] takes one of split, map or bins", key, "keep only one of them")
+            raise bad(f"[{key}] takes one of split, map or bins", key, "keep only one of them")
         out.append(
             ProtectedAttribute(
                 name=str(name),
                 column=column,
                 split=split,
-                mapping=dict(mapping) if mapping is not None else None,
+                mapping=None if mapping is None else {str(k): v for k, v in mapping.items()},
                 bins=edges,
             )
         )
@@ -332,7 +349,7 @@ def parse_policy(text: str, *, tier: str | RiskTier | None = None) -> Validation
         for key, value in table.items():
             settings[key] = _check_setting(gate, key, value)
         if gate == "fairness":
-            attributes = _attributes(settings["attributes"])
+            attributes = parse_attributes(settings["attributes"])
             if not attributes:
                 raise _bad(
                     "the fairness gate has no protected attributes",

@@ -285,7 +285,7 @@ def global_explanations(
     """Global importance and the stability of the top reasons on the holdout, computed with the
     same explainer as the service's reason codes; what was not possible is said, not hidden."""
     from charter.errors import CharterError
-    from charter.explain.global_importance import importance, reason_stability
+    from charter.explain.global_importance import importance, reason_stability_from
     from charter.serving.compiled import compile_model
 
     names = [f.name for f in features]
@@ -305,9 +305,7 @@ def global_explanations(
     rows = frame.to_dict("records")
     contributions = [scorer.contributions(r) for r in rows]
     ranked = importance(contributions, names)
-    stability = reason_stability(
-        scorer.contributions, frame, n_boot=50, top=4, seed=0, feature_names=names
-    )
+    stability = reason_stability_from(contributions, names, n_boot=50, top=4, seed=0)
     return {
         "available": True,
         "method": explained.method,
