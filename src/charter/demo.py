@@ -125,10 +125,8 @@ def _rows(X: pd.DataFrame) -> Iterator[tuple[Any, dict[str, Any]]]:
 def _challenger(
     reg: Registry,
     console: Console,
-    admin: Actor,
     dana: Actor,
     victor: Actor,
-    petra: Actor,
     X_train: pd.DataFrame,
     y_train: np.ndarray,
     data: dict[str, pd.DataFrame],
@@ -660,7 +658,7 @@ def _story(reg: Registry, console: Console, home: Path) -> None:
     holder = reg.alias_holder_at(MODEL, "champion", now)
     console.print(f"champion of {MODEL} at {now:%Y-%m-%d %H:%M:%S} UTC: version {holder}")
 
-    challenger = _challenger(reg, console, admin, dana, victor, petra, X_train, y_train, data)
+    challenger = _challenger(reg, console, dana, victor, X_train, y_train, data)
     experiment = _register_shadow_experiment(reg, petra, challenger)
     token, decided = _serve_and_shadow(reg, console, admin, challenger, X_test, y[i_test])
     _shadow_experiment(reg, console, victor, experiment)

@@ -175,7 +175,7 @@ def register_experiment(
             remedy="build it with charter.experiment.design.build_plan(...)",
         )
     plan_text = jsonutil.dumps(plan.to_dict())
-    sha = hashlib.sha256(plan_text.encode("utf-8")).hexdigest()
+    sha = plan_sha256(plan)
     subject = audit.Subject("experiment", name, model)
 
     def body(conn: Connection) -> Experiment:
@@ -260,12 +260,6 @@ def _experiment_row(conn: Connection, *, name: str | None = None, id: int | None
 def get_experiment(reg: Registry, name: str) -> Experiment:
     with reg.db.read() as conn:
         r = _experiment_row(conn, name=name)
-    return _experiment(r, r.model_name)
-
-
-def get_experiment_by_id(reg: Registry, experiment_id: int) -> Experiment:
-    with reg.db.read() as conn:
-        r = _experiment_row(conn, id=experiment_id)
     return _experiment(r, r.model_name)
 
 
@@ -389,7 +383,6 @@ __all__ = [
     "Experiment",
     "ExperimentDecisionRecord",
     "get_experiment",
-    "get_experiment_by_id",
     "list_experiment_decisions",
     "list_experiments",
     "plan_sha256",

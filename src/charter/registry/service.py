@@ -87,13 +87,13 @@ class _Any:
 
 
 ANY: Any = _Any()
+"""``expected=ANY``: do not check which version held the alias before."""
 
 CANARY_EVENTS = {
     "advance": "canary.advanced",
     "promote": "canary.promoted",
     "rollback": "canary.rolled_back",
 }
-"""``expected=ANY``: do not check which version held the alias before."""
 
 
 def add_months(d: date, months: int) -> date:
