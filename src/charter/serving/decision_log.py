@@ -64,7 +64,9 @@ class DecisionRecord:
             self.score,
             self.threshold,
             self.decision,
-            json.dumps(self.reason_codes, sort_keys=True, separators=(",", ":")),
+            json.dumps(
+                self.reason_codes, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ),
             self.latency_ms,
             self.created_at,
         )
