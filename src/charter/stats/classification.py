@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -836,6 +837,33 @@ class BinnedScoreAccumulator:
         out._good = self._good + other._good
         out._sum_score = self._sum_score + other._sum_score
         out._sum_sq_err = self._sum_sq_err + other._sum_sq_err
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain JSON types; edges as hex text so they round-trip exactly."""
+        return {
+            "edges": [float(e).hex() for e in self._edges],
+            "bad": self._bad.tolist(),
+            "good": self._good.tolist(),
+            "sum_score": self._sum_score.tolist(),
+            "sum_sq_err": self._sum_sq_err,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> BinnedScoreAccumulator:
+        out = cls(np.array([float.fromhex(e) for e in state["edges"]], dtype=np.float64))
+        m = out.n_bins
+        bad = np.asarray(state["bad"], dtype=np.int64)
+        good = np.asarray(state["good"], dtype=np.int64)
+        sums = np.asarray(state["sum_score"], dtype=np.float64)
+        if not bad.shape == good.shape == sums.shape == (m,):
+            raise InvalidArgument(
+                "the state's counts do not match its edges",
+                field="state",
+                remedy="pass a state written by BinnedScoreAccumulator.to_state",
+            )
+        out._bad, out._good, out._sum_score = bad, good, sums
+        out._sum_sq_err = float(state["sum_sq_err"])
         return out
 
     def reliability_table(self, n_bins: int = 10) -> ReliabilityTable | None:

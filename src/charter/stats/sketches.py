@@ -671,6 +671,55 @@ class CurrentAccumulator:
             out.columns[name] = _merge(self.columns[name], other.columns[name])
         return out
 
+    def to_state(self) -> dict[str, Any]:
+        """Plain JSON types (no profile: the receiver has it), for moving partial accumulators
+        between processes, e.g. from Spark workers to the driver."""
+        cols: dict[str, Any] = {}
+        for name, a in self.columns.items():
+            d = a.to_dict()
+            if isinstance(a, NumericAccumulator):
+                d["minimum"] = None if math.isinf(a.minimum) else a.minimum
+                d["maximum"] = None if math.isinf(a.maximum) else a.maximum
+            cols[name] = d
+        return {
+            "rows": self.rows,
+            "missing_columns": sorted(self.missing_columns),
+            "extra_columns": sorted(self.extra_columns),
+            "columns": cols,
+        }
+
+    @classmethod
+    def from_state(cls, profile: ReferenceProfile, state: Mapping[str, Any]) -> CurrentAccumulator:
+        """The accumulator that ``to_state`` described, on ``profile``."""
+        out = cls(profile)
+        if set(state["columns"]) != set(out.columns):
+            raise InvalidArgument(
+                "the state's columns are not the profile's",
+                field="state.columns",
+                remedy="restore the state on the profile it was computed with",
+            )
+        out.rows = int(state["rows"])
+        out.missing_columns = set(state["missing_columns"])
+        out.extra_columns = set(state["extra_columns"])
+        for name, d in state["columns"].items():
+            if d["kind"] == "numeric":
+                lo, hi = d["minimum"], d["maximum"]
+                out.columns[name] = NumericAccumulator(
+                    np.asarray(d["counts"], dtype=np.int64),
+                    int(d["n"]),
+                    int(d["n_missing"]),
+                    int(d["n_nonfinite"]),
+                    int(d["n_type_errors"]),
+                    float(d["shifted_sum"]),
+                    float(d["shifted_sumsq"]),
+                    math.inf if lo is None else float(lo),
+                    -math.inf if hi is None else float(hi),
+                )
+            else:
+                counts = {str(k): int(v) for k, v in d["counts"].items()}
+                out.columns[name] = CategoricalAccumulator(counts, int(d["n_missing"]))
+        return out
+
 
 def accumulate(profile: ReferenceProfile, chunks: Iterable[Data]) -> CurrentAccumulator:
     acc = profile.accumulator()

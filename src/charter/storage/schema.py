@@ -340,3 +340,125 @@ experiment_decisions = Table(
 )
 Index("ix_experiments_model_id", experiments.c.model_id)
 Index("ix_experiment_decisions_experiment_id", experiment_decisions.c.experiment_id)
+
+# Monitoring (migration 0007). One row per (model, version, window) with the whole report as
+# canonical JSON; the same window recomputed replaces its row (the audit event says so).
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("window_start", TS, nullable=False),
+    Column("window_end", TS, nullable=False),
+    Column("n_decisions", Integer, nullable=False),
+    Column("labels_status", String(10), nullable=False),  # matured | pending | none
+    Column("report", Text, nullable=False),
+    Column("report_sha256", SHA, nullable=False),
+    Column("computed_at", TS, nullable=False),
+    UniqueConstraint("model_name", "version", "window_start", "window_end"),
+)
+
+# The time series of every monitored number (feature is "" for model-level metrics).
+monitor_series = Table(
+    "monitor_series",
+    metadata,
+    Column("model_name", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("window_start", TS, primary_key=True),
+    Column("window_end", TS, primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("feature", String(200), primary_key=True),
+    Column("dimension", String(20), nullable=False),
+    Column("value", Float, nullable=True),
+)
+
+# Alerts: at most one alert per fingerprint is not resolved (de-duplication); status moves
+# open -> acknowledged -> resolved (or open -> resolved).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("model_name", String(100), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("rule", String(64), nullable=False),
+    Column("feature", String(200), nullable=False),
+    Column("severity", String(10), nullable=False),  # critical | warning | info
+    Column("status", String(15), nullable=False),  # open | acknowledged | resolved
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("summary", Text, nullable=False),
+    Column("labels", Text, nullable=False),  # canonical JSON
+    Column("first_window_end", TS, nullable=False),
+    Column("last_window_end", TS, nullable=False),
+    Column("windows_breached", Integer, nullable=False),
+    Column("clean_windows", Integer, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("last_notified_at", TS, nullable=True),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("acknowledged_at", TS, nullable=True),
+    Column("resolved_by", String(64), nullable=True),
+    Column("resolved_at", TS, nullable=True),
+)
+
+# Webhook notifications are written to this outbox in the alert's transaction and delivered
+# after the commit, so a crash between the two loses nothing.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("status", String(10), nullable=False),  # firing | resolved
+    Column("payload", Text, nullable=False),
+    Column("delivery", String(10), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS, nullable=True),
+)
+
+# Retraining triggers that fired, and the continuous-training runs they start.
+retrain_triggers = Table(
+    "retrain_triggers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(100), nullable=False),
+    Column("kinds", Text, nullable=False),  # JSON list: schedule | feature_psi | auc_drop | ...
+    Column("window_end", TS, nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON
+    Column("pipeline_run_id", String(36), nullable=True),
+    Column("fired_at", TS, nullable=False),
+    UniqueConstraint("model_name", "window_end"),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),  # a UUID, also the OpenLineage runId
+    Column("model_name", String(100), nullable=False),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("spec", Text, nullable=False),  # canonical JSON
+    Column("candidate_version", Integer, nullable=True),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+pipeline_steps = Table(
+    "pipeline_steps",
+    metadata,
+    Column("run_id", String(36), ForeignKey("pipeline_runs.id"), primary_key=True),
+    Column("step", String(30), primary_key=True),
+    Column("status", String(10), nullable=False),  # done | waiting | failed
+    Column("result", Text, nullable=False),  # canonical JSON
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=True),
+)
+Index("ix_monitor_windows_model_end", monitor_windows.c.model_name, monitor_windows.c.window_end)
+Index("ix_alerts_fingerprint_status", alerts.c.fingerprint, alerts.c.status)
+Index("ix_alerts_model_status", alerts.c.model_name, alerts.c.status)
+Index("ix_alert_notifications_delivery", alert_notifications.c.delivery)
+Index("ix_pipeline_runs_model", pipeline_runs.c.model_name)

@@ -370,9 +370,19 @@ def stability(ctx: Context, s: Mapping[str, Any]) -> GateResult:
             )
     histogram["holdout"] = np.histogram(base.scores, edges)[0].tolist()
     histogram["out_of_time"] = np.histogram(oot.scores, edges)[0].tolist()
+    # The monitoring baseline: the holdout score's quantile profile and approval rate, so that
+    # prediction drift in production is measured against the validated, out-of-sample scores.
+    score_profile = build_profile(
+        {"score": np.asarray(base.scores, dtype=np.float64)},
+        numeric=["score"],
+        bins=s["bins"],
+        fine_bins=s["bins"] * 10,
+    )
     evidence = {
         "feature_reference": reference,
         "score_reference": base.name,
+        "score_profile": score_profile.to_dict(),
+        "approval_rate": float(np.mean(np.asarray(base.scores) < ctx.threshold)),
         "features": rows,
         "score_psi": score_psi,
         "score_psi_train": train_psi,
