@@ -294,7 +294,13 @@ def parse_policy(text: str, *, tier: str | RiskTier | None = None) -> Validation
         raise InvalidArgument(
             f"the policy is not valid TOML: {e}", field="policy", remedy="fix the TOML syntax"
         ) from None
-    _check_keys(raw, ("name", "version", "data", "gates", "tiers"), "policy")
+    # [monitoring], [alerts] and [retraining] belong to the same model policy; they are read and
+    # checked by charter.monitoring.policy.
+    _check_keys(
+        raw,
+        ("name", "version", "data", "gates", "tiers", "monitoring", "alerts", "retraining"),
+        "policy",
+    )
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         raise _bad("the policy has no name", "name", 'add name = "retail-credit" at the top')
