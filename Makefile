@@ -8,7 +8,7 @@ DEV_STAMP     := $(VENV)/.dev-installed
 DEMO_HOME ?= .charter-demo
 
 .PHONY: demo test lint typecheck unit bench clean system-deps-pdf system-deps-browser \
-        system-deps-test system-deps-demo
+        system-deps-test system-deps-demo system-deps-prometheus
 
 # System packages from Debian, installed by the targets that need them when they are missing
 # (quietly nothing when present; apt-get through sudo unless we are root). WeasyPrint (PDFs, for
@@ -57,7 +57,14 @@ system-deps-browser:
 	  || { echo "make: /usr/bin/chromium is still missing" >&2; exit 1; }; \
 	fi
 
-system-deps-test: system-deps-pdf system-deps-browser
+# promtool (Debian's prometheus package) checks and unit-tests the shipped alerting rules.
+system-deps-prometheus:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  $(call apt_install,prometheus) && command -v promtool >/dev/null 2>&1 \
+	  || { echo "make: promtool is still missing (Debian package prometheus)" >&2; exit 1; }; \
+	fi
+
+system-deps-test: system-deps-pdf system-deps-browser system-deps-prometheus
 
 system-deps-demo: system-deps-pdf
 

@@ -263,6 +263,9 @@ def create_app(
         refresh_seconds=refresh_seconds,
     )
     svc.metrics.registry.register(_DecisionLogCollector(svc.decision_log))
+    from charter.monitoring.prometheus import MonitoringCollector  # monitoring windows, alerts
+
+    svc.metrics.registry.register(MonitoringCollector(registry.db, clock=registry.clock))
 
     async def refresher() -> None:
         while True:
@@ -678,7 +681,9 @@ def create_app(
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
-        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # Off the event loop: the monitoring collector reads the database when its cache expires.
+        text = await asyncio.to_thread(generate_latest, svc.metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

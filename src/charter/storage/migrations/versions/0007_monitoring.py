@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.Column("computed_at", TS, nullable=False),
         sa.UniqueConstraint("model_name", "version", "window_start", "window_end"),
     )
-    op.create_index(
-        "ix_monitor_windows_model_end", "monitor_windows", ["model_name", "window_end"]
-    )
+    op.create_index("ix_monitor_windows_model_end", "monitor_windows", ["model_name", "window_end"])
     op.create_table(
         "monitor_series",
         sa.Column("model_name", sa.String(100), primary_key=True),
