@@ -31,7 +31,8 @@ class Rule:
 
 
 TRANSITIONS: dict[tuple[Stage, Stage], Rule] = {
-    (Stage.DEVELOPMENT, Stage.VALIDATION): Rule("submit", (Role.DEVELOPER,)),
+    # The automation submits what continuous training registered on a developer's behalf.
+    (Stage.DEVELOPMENT, Stage.VALIDATION): Rule("submit", (Role.DEVELOPER, Role.SERVICE)),
     (Stage.VALIDATION, Stage.DEVELOPMENT): Rule("send_back", (Role.VALIDATOR, Role.APPROVER)),
     (Stage.VALIDATION, Stage.APPROVED): Rule("approve", (Role.APPROVER,)),
     (Stage.DEVELOPMENT, Stage.RETIRED): Rule("retire", (Role.DEVELOPER, Role.APPROVER)),
@@ -121,7 +122,12 @@ def check_transition(facts: VersionFacts, actor: Actor, to: Stage) -> Check:
     if not any(actor.has(r) for r in rule.roles):
         need = " or ".join(r.value for r in rule.roles)
         role.append(f"{actor.username} may not {rule.action} a version: it needs the role {need}")
-    if rule.action == "submit" and actor.username != facts.author and not actor.has(Role.ADMIN):
+    if (
+        rule.action == "submit"
+        and actor.username != facts.author
+        and not actor.has(Role.ADMIN)
+        and not actor.is_automation
+    ):
         sod.append(f"only the version's developer ({facts.author}) submits it for validation")
     if rule.action == "approve":
         reason = sod_check(

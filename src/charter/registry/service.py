@@ -592,6 +592,7 @@ class Registry:
         source: dict[str, Any],
         reference_profile: bytes | None = None,
         threshold: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> ModelVersion:
         validate_model_name(name)
         clean_metrics = _metrics(metrics)
@@ -609,6 +610,8 @@ class Registry:
         # an unreferenced file remains, which is harmless (same bytes, same name) and never loads.
         sha = self.artifacts.put_bytes(data)
         profile_sha = self.artifacts.put_bytes(reference_profile) if reference_profile else None
+
+        author = self._author(actor, on_behalf_of)
 
         def body(conn: Connection) -> ModelVersion:
             m = self._model_row(conn, name)
@@ -645,7 +648,7 @@ class Registry:
                         metrics=jsonutil.dumps(clean_metrics),
                         code_commit=code_commit,
                         environment=jsonutil.dumps(environment),
-                        author=actor.username,
+                        author=author,
                         training_seconds=training_seconds,
                         description=description,
                         source=jsonutil.dumps(source),
@@ -672,6 +675,7 @@ class Registry:
                     "source": source,
                     "reference_profile_sha256": profile_sha,
                     "decision_threshold": threshold,
+                    "on_behalf_of": on_behalf_of,
                 },
                 clock=self.clock,
             )
@@ -679,6 +683,32 @@ class Registry:
             return self._to_version(conn, name, row)
 
         return self._guarded(actor, "version.register", subject, body)
+
+    def _author(self, actor: Actor, on_behalf_of: str | None) -> str:
+        """Who a new version belongs to: the registering person, or, when the automation
+        registers (continuous training), the developer accountable for it."""
+        if on_behalf_of is None:
+            return actor.username
+        if not actor.is_automation:
+            raise PermissionDenied(
+                f"{actor.username} may not register a version on behalf of {on_behalf_of}",
+                remedy="only the automation identity registers on behalf of a developer",
+            )
+        try:
+            dev = self.identity.actor(on_behalf_of)
+        except CharterError:
+            raise InvalidArgument(
+                f"{on_behalf_of!r} is not an active user",
+                field="on_behalf_of",
+                remedy="name an existing user with the developer role",
+            ) from None
+        if dev.is_automation or not dev.has(Role.DEVELOPER):
+            raise InvalidArgument(
+                f"{on_behalf_of} is not a person with the developer role",
+                field="on_behalf_of",
+                remedy="name the developer accountable for the version",
+            )
+        return dev.username
 
     def log_model(
         self,
@@ -698,11 +728,15 @@ class Registry:
         format: str | None = None,
         code_dir: Path | None = None,
         threshold: float | None = None,
+        on_behalf_of: str | None = None,
     ) -> ModelVersion:
         """Register a fitted (or, with ``fit=True``, to-be-fitted) estimator with its lineage.
 
         With ``X`` (a DataFrame) the feature schema and the training-data identity are captured;
-        ``fit=True`` fits ``model`` on ``X, y`` here and records the training time.
+        ``fit=True`` fits ``model`` on ``X, y`` here and records the training time. The
+        automation identity passes ``on_behalf_of`` (a developer's username): the version is
+        that developer's (its author, for segregation of duties) and the audit event, by the
+        automation, names them.
         """
         if fit:
             if X is None or y is None:
@@ -760,6 +794,7 @@ class Registry:
             },
             reference_profile=profile,
             threshold=threshold,
+            on_behalf_of=on_behalf_of,
         )
 
     def register_file(
