@@ -224,6 +224,23 @@ def test_small_groups_are_reported_not_judged(fitted: Any) -> None:
     assert any("fewer than 20" in w for w in r.warnings)
 
 
+def test_equalized_odds_needs_enough_outcomes_per_group(fitted: Any) -> None:
+    model, _, _, xh, yh = fitted
+    ctx = context(model, {"holdout": (xh, yh)})
+    attr = [ProtectedAttribute("s", "sex")]
+    judged = g.fairness(ctx, settings("fairness", min_group_outcomes=0), attr)
+    names = {c.name for c in judged.criteria}
+    assert "s equalized odds difference" in names
+    groups = judged.evidence["attributes"]["s"]["groups"]
+    assert sum(row["n_bad"] for row in groups) == int(np.sum(yh))
+    fewest = min(min(r["n_bad"], r["n"] - r["n_bad"]) for r in groups)
+    skipped = g.fairness(ctx, settings("fairness", min_group_outcomes=fewest + 1), attr)
+    assert "s equalized odds difference" not in {c.name for c in skipped.criteria}
+    assert skipped.evidence["attributes"]["s"]["equalized_odds_difference"] is None
+    assert "s demographic parity difference" in {c.name for c in skipped.criteria}
+    assert any("equalized odds reported by group, not judged" in w for w in skipped.warnings)
+
+
 def test_sensitivity_equals_rescoring_by_hand_and_fails_on_missing(fitted: Any) -> None:
     model, _, _, xh, yh = fitted
     ctx = context(model, {"holdout": (xh, yh)})

@@ -453,7 +453,7 @@ def fairness(
         sizes = groups.value_counts()
         judged = sizes[sizes >= s["min_group_size"]].index
         mask = groups.isin(judged).to_numpy()
-        table = []
+        table: list[dict[str, Any]] = []
         for g in sorted(sizes.index, key=str):
             m = (groups == g).to_numpy()
             table.append(
@@ -463,6 +463,7 @@ def fairness(
                     "judged": bool(g in judged),
                     "approval_rate": _rate(approved[m], np.ones(int(m.sum()))),
                     "bad_rate": float(ds.y[m].mean()),
+                    "n_bad": int(ds.y[m].sum()),
                     "approval_rate_good": _rate(approved[m] * good[m], good[m]),
                     "approval_rate_bad": _rate(approved[m] * ds.y[m], ds.y[m]),
                 }
@@ -481,8 +482,26 @@ def fairness(
         sf = groups[mask].astype(str).to_numpy()
         yt, yp = good[mask], approved[mask]
         dpd = float(demographic_parity_difference(yt, yp, sensitive_features=sf))
-        eod = float(equalized_odds_difference(yt, yp, sensitive_features=sf))
         dir_ = float(demographic_parity_ratio(yt, yp, sensitive_features=sf))
+        need = s["min_group_outcomes"]
+        with_outcomes = [
+            str(t["group"])
+            for t in table
+            if t["judged"] and min(t["n_bad"], t["n"] - t["n_bad"]) >= need
+        ]
+        eod: float | None = None
+        if len(with_outcomes) >= 2:
+            m2 = groups.astype(str).isin(with_outcomes).to_numpy()
+            eod = float(
+                equalized_odds_difference(
+                    good[m2], approved[m2], sensitive_features=groups[m2].astype(str).to_numpy()
+                )
+            )
+        else:
+            warnings.append(
+                f"{attr.name}: fewer than two groups with {need} bads and {need} goods; "
+                "equalized odds reported by group, not judged"
+            )
         entry.update(
             {
                 "demographic_parity_difference": dpd,
@@ -500,13 +519,6 @@ def fairness(
                 dataset=ds.name,
             ),
             criterion(
-                f"{attr.name} equalized odds difference",
-                eod,
-                s["max_equalized_odds_difference"],
-                "<=",
-                dataset=ds.name,
-            ),
-            criterion(
                 f"{attr.name} disparate impact ratio (four-fifths rule)",
                 dir_,
                 s["min_disparate_impact_ratio"],
@@ -514,6 +526,17 @@ def fairness(
                 dataset=ds.name,
             ),
         ]
+        if eod is not None:
+            criteria.insert(
+                len(criteria) - 1,
+                criterion(
+                    f"{attr.name} equalized odds difference",
+                    eod,
+                    s["max_equalized_odds_difference"],
+                    "<=",
+                    dataset=ds.name,
+                ),
+            )
     return _result("fairness", criteria, warnings, {"dataset": ds.name, "attributes": out})
 
 

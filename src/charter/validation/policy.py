@@ -71,6 +71,9 @@ GATE_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_equalized_odds_difference": 0.20,
         "min_disparate_impact_ratio": 0.80,  # the four-fifths rule
         "min_group_size": 20,  # smaller groups are reported, not judged
+        # equalized odds compares error rates, so a group needs outcomes of both kinds: with
+        # fewer than this many bads or goods it is reported, not judged (0: no such rule)
+        "min_group_outcomes": 0,
         "attributes": {},
     },
     "calibration": {
@@ -180,7 +183,7 @@ def _check_setting(gate: str, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise _bad(f"{where} must be true or false", where, "write true or false")
         return value
-    if isinstance(default, int) and key in ("bins", "min_group_size", "seed"):
+    if isinstance(default, int) and key in ("bins", "min_group_size", "min_group_outcomes", "seed"):
         if (
             isinstance(value, bool)
             or not isinstance(value, int)
