@@ -62,6 +62,7 @@ CANARY = {
     "max_latency_p99_ms": 250.0,
     "max_score_psi": 0.5,
     "max_approval_rate_delta": 0.3,
+    "min_judged_decisions": 20,
 }
 SHADOW_N = 60
 

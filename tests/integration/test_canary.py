@@ -23,6 +23,7 @@ PLAN = {
     "max_latency_p99_ms": 250.0,
     "max_score_psi": 0.25,
     "max_approval_rate_delta": 0.10,
+    "min_judged_decisions": 30,  # small samples, so that the test's traffic is judged
 }
 
 

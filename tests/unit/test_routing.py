@@ -460,10 +460,25 @@ def test_terminal_states_absorb() -> None:
 
 
 def test_single_step_plan_promotes_directly() -> None:
-    plan = dataclasses.replace(PLAN, steps=(1.0,), min_decisions=1)
+    plan = dataclasses.replace(PLAN, steps=(1.0,), min_decisions=1, min_judged_decisions=1)
     assert share(plan, CanaryState()) == 1.0
     state, action = advance(plan, CanaryState(), healthy(1))
     assert (action, state.status) == ("promote", "promoted")
+
+
+def test_a_small_observation_gathers_before_the_distribution_is_judged() -> None:
+    plan = dataclasses.replace(PLAN, min_judged_decisions=100)
+    drifted = dataclasses.replace(healthy(40), score_psi=0.9)
+    state, action = advance(plan, CanaryState(), drifted)
+    assert action == "gather" and state.decisions_in_step == 0 and state.status == "running"
+    assert "40 of 100" in state.reason
+    # the same breach on a judged sample rolls back; errors roll back on any sample
+    assert (
+        advance(plan, CanaryState(), dataclasses.replace(drifted, decisions=100))[1] == "rollback"
+    )
+    failing = dataclasses.replace(healthy(10), errors=5)
+    assert advance(plan, CanaryState(), failing)[1] == "rollback"
+    assert CanaryPlan.from_dict({**plan.to_dict()}).min_judged_decisions == 100
 
 
 def test_state_from_another_plan_is_refused() -> None:

@@ -1627,7 +1627,7 @@ class Registry:
             plan = CanaryPlan.from_dict(jsonutil.loads(r.canary_plan))
             state = CanaryState.from_dict(jsonutil.loads(r.canary_state))
             new, action = advance(plan, state, observation)
-            if action == "none":
+            if action in ("none", "gather"):  # nothing consumed: the window keeps its start
                 return action, new.to_dict()
             values: dict[str, Any] = {
                 "canary_state": jsonutil.dumps(new.to_dict()),

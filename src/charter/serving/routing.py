@@ -70,7 +70,12 @@ from charter.errors import InvalidArgument
 
 Variant = Literal["champion", "challenger", "canary"]
 CanaryStatus = Literal["running", "promoted", "rolled_back"]
-CanaryAction = Literal["hold", "advance", "promote", "rollback", "none"]
+CanaryAction = Literal["hold", "advance", "promote", "rollback", "gather", "none"]
+# A score PSI over ten bins between n canary and m champion decisions is about 9 (1/n + 1/m)
+# with no change at all: 0.11 at 100 against 400, 0.22 at 50 against 200. Below this many canary
+# decisions an observation is too small to judge the distributional guardrails (score PSI,
+# approval-rate delta) against a 0.25 limit, so the canary gathers more.
+DISTRIBUTION_MIN_DECISIONS = 100
 
 VARIANTS: tuple[Variant, ...] = ("champion", "challenger", "canary")
 CANARY_STATUSES: tuple[CanaryStatus, ...] = ("running", "promoted", "rolled_back")
@@ -374,7 +379,9 @@ class CanaryPlan:
     every guardrail holding. Guardrails (a breach is ``observed > limit``): ``max_error_rate``
     (errors per decision, in [0, 1]), ``max_latency_p99_ms``, ``max_score_psi`` (PSI of the canary's
     score distribution against the champion's) and ``max_approval_rate_delta`` (absolute difference
-    of approval rates, in [0, 1]).
+    of approval rates, in [0, 1]). The two distributional guardrails are judged only on an
+    observation of at least ``min_judged_decisions`` canary decisions (default
+    :data:`DISTRIBUTION_MIN_DECISIONS`); a smaller one makes the canary gather more.
     """
 
     steps: tuple[float, ...]
@@ -383,6 +390,7 @@ class CanaryPlan:
     max_latency_p99_ms: float
     max_score_psi: float
     max_approval_rate_delta: float
+    min_judged_decisions: int = DISTRIBUTION_MIN_DECISIONS
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, str | bytes) or not isinstance(self.steps, Iterable):
@@ -423,6 +431,7 @@ class CanaryPlan:
         _check_number(self.max_latency_p99_ms, "max_latency_p99_ms")
         _check_number(self.max_score_psi, "max_score_psi")
         _check_number(self.max_approval_rate_delta, "max_approval_rate_delta", maximum=1.0)
+        check_int(self.min_judged_decisions, "min_judged_decisions", minimum=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -432,6 +441,7 @@ class CanaryPlan:
             "max_latency_p99_ms": float(self.max_latency_p99_ms),
             "max_score_psi": float(self.max_score_psi),
             "max_approval_rate_delta": float(self.max_approval_rate_delta),
+            "min_judged_decisions": self.min_judged_decisions,
         }
 
     @classmethod
@@ -444,7 +454,7 @@ class CanaryPlan:
             "max_score_psi",
             "max_approval_rate_delta",
         )
-        _check_mapping(data, "canary plan", required=fields, optional=())
+        _check_mapping(data, "canary plan", required=fields, optional=("min_judged_decisions",))
         steps = data["steps"]
         return cls(
             steps=tuple(steps) if isinstance(steps, list) else steps,
@@ -453,6 +463,7 @@ class CanaryPlan:
             max_latency_p99_ms=data["max_latency_p99_ms"],
             max_score_psi=data["max_score_psi"],
             max_approval_rate_delta=data["max_approval_rate_delta"],
+            min_judged_decisions=data.get("min_judged_decisions", DISTRIBUTION_MIN_DECISIONS),
         )
 
 
@@ -574,19 +585,25 @@ def _step_label(plan: CanaryPlan, step: int) -> str:
     return f"step {step + 1} of {len(plan.steps)} ({plan.steps[step]:.0%} canary)"
 
 
-def _first_breach(plan: CanaryPlan, obs: GuardrailObservation) -> str | None:
-    """``"<guardrail> <observed> > <limit name> <limit>"`` for the first breached guardrail."""
-    checks = (
+def _first_breach(
+    plan: CanaryPlan, obs: GuardrailObservation, *, distribution: bool = True
+) -> str | None:
+    """``"<guardrail> <observed> > <limit name> <limit>"`` for the first breached guardrail
+    (the distributional ones, score PSI and approval-rate delta, only when ``distribution``)."""
+    checks = [
         ("error_rate", obs.error_rate, "max_error_rate", plan.max_error_rate),
         ("latency_p99_ms", obs.latency_p99_ms, "max_latency_p99_ms", plan.max_latency_p99_ms),
-        ("score_psi", obs.score_psi, "max_score_psi", plan.max_score_psi),
-        (
-            "approval_rate_delta",
-            obs.approval_rate_delta,
-            "max_approval_rate_delta",
-            plan.max_approval_rate_delta,
-        ),
-    )
+    ]
+    if distribution:
+        checks += [
+            ("score_psi", obs.score_psi, "max_score_psi", plan.max_score_psi),
+            (
+                "approval_rate_delta",
+                obs.approval_rate_delta,
+                "max_approval_rate_delta",
+                plan.max_approval_rate_delta,
+            ),
+        ]
     for name, observed, limit_name, limit in checks:
         if observed > limit + GUARDRAIL_TOLERANCE * max(1.0, abs(limit)):
             return f"{name} {observed:.6g} > {limit_name} {limit:.6g}"
@@ -600,9 +617,13 @@ def advance(
 
     Actions: "rollback" (a guardrail breached, status becomes "rolled_back"), "hold" (the step has
     fewer than ``min_decisions`` decisions), "advance" (next step, decision count reset),
-    "promote" (the last step passed, status becomes "promoted"), "none" (the state was already
-    terminal and is returned unchanged). Raises ``InvalidArgument`` if the state's step is not in
-    the plan.
+    "promote" (the last step passed, status becomes "promoted"), "gather" (the observation holds
+    fewer than the plan's ``min_judged_decisions`` canary decisions, too few to judge a score
+    distribution or an approval rate: nothing is consumed and the caller observes the same window
+    again, longer),
+    "none" (the state was already terminal and is returned unchanged). Error rate and latency
+    are judged on any observation. Raises ``InvalidArgument`` if the state's step is not in the
+    plan.
     """
     _check_state_fits(plan, state)
     if state.status != "running":
@@ -610,7 +631,17 @@ def advance(
     total = state.decisions_in_step + obs.decisions
     where = _step_label(plan, state.step)
     if obs.decisions > 0:
-        breach = _first_breach(plan, obs)
+        judged = obs.decisions >= plan.min_judged_decisions
+        breach = _first_breach(plan, obs, distribution=judged)
+        if breach is None and not judged:
+            gathering = CanaryState(
+                step=state.step,
+                status="running",
+                decisions_in_step=state.decisions_in_step,
+                reason=f"gathering at {where}: {obs.decisions} of {plan.min_judged_decisions} "
+                "decisions before the score distribution and approval rate are judged",
+            )
+            return gathering, "gather"
         if breach is not None:
             rolled_back = CanaryState(
                 step=state.step,
