@@ -527,3 +527,14 @@ def test_accumulator_merge_property(data: tuple[list[int], list[int]], cut: int)
     np.testing.assert_array_equal(m.good_counts, one.good_counts)
     r = m.result()
     assert abs(r.auc - roc_auc(y, score)) <= r.auc_bound + 1e-12
+
+
+def test_auc_standard_error_hanley_mcneil_hand_computed() -> None:
+    from charter.stats.classification import auc_standard_error
+
+    # A = 0.75, 100 bads, 400 goods: Q1 = 0.6, Q2 = 0.642857; variance 35.9625 / 40000
+    assert auc_standard_error(0.75, 100, 400) == pytest.approx(0.0299844, abs=1e-6)
+    # the SE shrinks like 1/sqrt(n)
+    assert auc_standard_error(0.75, 400, 1600) == pytest.approx(0.0299844 / 2, rel=0.01)
+    with pytest.raises(InvalidArgument):
+        auc_standard_error(1.5, 10, 10)

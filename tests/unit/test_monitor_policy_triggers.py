@@ -21,6 +21,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def result(
     psi: list[float] | None = None,
     auc_change: float | None = None,
+    auc_drop_p: float | None = 0.001,
     volume_ratio: float | None = 1.0,
     default_rate: float | None = 0.05,
     end: datetime = T0 + timedelta(days=30),
@@ -30,7 +31,11 @@ def result(
         for i, p in enumerate(psi or [])
     ]
     dims: dict[str, dict[str, Any]] = {
-        "performance": {"judged": auc_change is not None, "auc_change": auc_change},
+        "performance": {
+            "judged": auc_change is not None,
+            "auc_change": auc_change,
+            "auc_drop_p": auc_drop_p,
+        },
         "estimated": {},
         "data_drift": {"features": features, "features_drifted": 0},
         "prediction": {},
@@ -108,6 +113,9 @@ def test_event_triggers() -> None:
     auc = evaluate_triggers(pol, result(auc_change=-0.031), trained_at=trained)
     assert auc.kinds == ("auc_drop",)
     assert not evaluate_triggers(pol, result(auc_change=-0.029), trained_at=trained).fire
+    # a 3% fall that is within the window's noise does not retrain
+    noisy = result(auc_change=-0.034, auc_drop_p=0.08)
+    assert not evaluate_triggers(pol, noisy, trained_at=trained).fire
     vol = evaluate_triggers(pol, result(volume_ratio=2.01), trained_at=trained)
     assert vol.kinds == ("volume",)
     kpi_pol = RetrainPolicy.from_dict(

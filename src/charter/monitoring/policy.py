@@ -26,6 +26,7 @@ schedule = "90d"          # retrain at least this often (quarterly)
 feature_psi = 0.20        # ... or when this many features drift past this PSI
 min_features = 3
 auc_drop = 0.03           # ... or when the AUC falls more than 3% below the baseline
+auc_drop_alpha = 0.05     #     and the fall is significant (one-sided, Hanley-McNeil SE)
 volume_ratio = 2.0        # ... or when volume is more than twice normal
 cooldown = "30d"          # no new event trigger this soon after the last one
 kpi = { metric = "default_rate", max = 0.08 }
@@ -172,6 +173,7 @@ class RetrainPolicy:
     feature_psi: float = 0.20
     min_features: int = 3
     auc_drop: float = 0.03
+    auc_drop_alpha: float = 0.05
     volume_ratio: float = 2.0
     cooldown: timedelta = timedelta(days=30)
     kpi: KpiLimit | None = None
@@ -182,6 +184,7 @@ class RetrainPolicy:
         "feature_psi",
         "min_features",
         "auc_drop",
+        "auc_drop_alpha",
         "volume_ratio",
         "cooldown",
         "kpi",
@@ -232,6 +235,7 @@ class RetrainPolicy:
             feature_psi=_number(d, "feature_psi", where, 0.20),
             min_features=_count(d, "min_features", where, 3),
             auc_drop=_number(d, "auc_drop", where, 0.03),
+            auc_drop_alpha=_number(d, "auc_drop_alpha", where, 0.05),
             volume_ratio=_number(d, "volume_ratio", where, 2.0),
             cooldown=parse_duration(d.get("cooldown", "30d"), f"{where}.cooldown"),
             kpi=kpi,

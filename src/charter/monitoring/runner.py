@@ -251,6 +251,8 @@ def monitor(
                 continue
             trained_at = reg.get_version(name, result.version).created_at
             last = store.list_triggers(reg.db, name) if persist else []
+            if any(t.window_end == result.window_end for t in last):
+                continue  # judged when the window was first computed
             previous = [t.window_end for t in last if t.window_end < result.window_end]
             decision = evaluate_triggers(
                 pol.retraining,

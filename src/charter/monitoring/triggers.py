@@ -2,7 +2,9 @@
 
 Hybrid by default: a schedule (retrain at least every ``schedule``) plus events. The events are
 the issue's: PSI over ``feature_psi`` on ``min_features`` or more features, the AUC on matured
-labels down more than ``auc_drop`` (relative) from the validation baseline, volume more than
+labels down more than ``auc_drop`` (relative) from the validation baseline and significantly so
+(one-sided p under ``auc_drop_alpha``, with Hanley and McNeil's standard error: a 3% fall is
+within the noise of a window of a few hundred defaults), volume more than
 ``volume_ratio`` times normal, and a business KPI outside its limit. A trigger does not fire again
 within ``cooldown`` of the previous one, so a drift that lasts for months starts one retraining.
 """
@@ -93,11 +95,18 @@ def evaluate_triggers(
                 )
             )
         change = result.value("auc_change")
-        if change is not None and change < -policy.auc_drop:
+        p_drop = result.dimensions["performance"].get("auc_drop_p")
+        if (
+            change is not None
+            and change < -policy.auc_drop
+            and p_drop is not None
+            and p_drop < policy.auc_drop_alpha
+        ):
             reasons.append(
                 TriggerReason(
                     "auc_drop",
-                    f"AUC {change:+.1%} from the validation baseline on matured labels",
+                    f"AUC {change:+.1%} from the validation baseline on matured labels "
+                    f"(one-sided p {p_drop:.3g})",
                     change,
                     -policy.auc_drop,
                 )

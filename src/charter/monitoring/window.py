@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from charter.errors import InvalidArgument
 from charter.monitoring.frame import feature_column
-from charter.stats.classification import BinnedScoreAccumulator
+from charter.stats.classification import BinnedScoreAccumulator, auc_standard_error
 from charter.stats.compare import compare
 from charter.stats.estimation import EstimationAccumulator
 from charter.stats.policy import DriftPolicy
@@ -328,6 +329,8 @@ class WindowAccumulator:
         both = self.tp + self.fn >= MIN_LABELLED_PER_CLASS and self.tn + self.fp >= 1
         if n_lab and both:
             m = self.labelled.result()
+            se = auc_standard_error(m.auc, m.n_bad, m.n - m.n_bad)
+            base = s.baseline.auc
             out.update(
                 auc=m.auc,
                 auc_bound=m.auc_bound,
@@ -339,7 +342,13 @@ class WindowAccumulator:
                 bad_rate=m.bad_rate,
                 precision=self.tp / (self.tp + self.fp) if self.tp + self.fp else None,
                 recall=self.tp / (self.tp + self.fn) if self.tp + self.fn else None,
-                auc_change=_change(m.auc, s.baseline.auc),
+                auc_change=_change(m.auc, base),
+                auc_se=se,
+                # one-sided: how likely an AUC this low is if the model still ranks as well as
+                # at validation (the baseline taken as exact)
+                auc_drop_p=None
+                if base is None or se == 0
+                else float(norm.cdf((m.auc - base) / se)),
             )
             out["judged"] = s.labels_due
         if not s.labels_due:

@@ -68,6 +68,7 @@ __all__ = [
     "HosmerLemeshowResult",
     "KSResult",
     "ReliabilityTable",
+    "auc_standard_error",
     "brier_score",
     "classification_report",
     "confusion_at",
@@ -454,6 +455,20 @@ def _auc(bad: BoolArray, score: FloatArray, weight: FloatArray | None) -> float:
     good_below = np.cumsum(w_good) - w_good
     pairs = float(np.sum(w_bad * (good_below + 0.5 * w_good)))
     return pairs / (total_bad * total_good)
+
+
+def auc_standard_error(auc: float, n_bad: int, n_good: int) -> float:
+    """Hanley and McNeil's (1982) standard error of an AUC from ``n_bad`` positives and
+    ``n_good`` negatives: ``sqrt((A(1-A) + (nb-1)(Q1-A^2) + (ng-1)(Q2-A^2)) / (nb ng))`` with
+    ``Q1 = A/(2-A)`` and ``Q2 = 2A^2/(1+A)`` (exponential score distributions; a good
+    approximation for the AUCs credit models reach)."""
+    a = float(auc)
+    if not 0.0 <= a <= 1.0 or not math.isfinite(a):
+        raise InvalidArgument(f"auc {auc!r} is not in [0, 1]", field="auc", remedy="pass an AUC")
+    nb, ng = _count(n_bad, "n_bad"), _count(n_good, "n_good")
+    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
+    var = (a * (1.0 - a) + (nb - 1) * (q1 - a * a) + (ng - 1) * (q2 - a * a)) / (nb * ng)
+    return math.sqrt(max(var, 0.0))
 
 
 def roc_auc(y_true: ArrayLike, score: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
