@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from charter.cli_experiment import experiment_app
+from charter.cli_monitor import alerts_app, monitor_app, scheduler_app
+from charter.cli_pipeline import pipeline_app
 from charter.config import Settings
 from charter.entities import Actor, Checkpoint, FeatureSpec, Model, ModelVersion
 from charter.errors import CharterError, InvalidArgument
@@ -56,6 +58,10 @@ narrative_app = typer.Typer(help="The model card's narrative sections.", no_args
 app.add_typer(findings_app, name="findings")
 app.add_typer(narrative_app, name="narrative")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(pipeline_app, name="pipeline")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Row, exc, select
+from sqlalchemy import Connection, Row, and_, exc, select
 from sqlalchemy.engine import make_url
 
 from charter import audit
@@ -1282,8 +1282,10 @@ def _alias_holder(registry: Registry, model: str, alias: str) -> int | None:
         return None
 
 
-def _shadow_rows(db: Database, model: str, version: int) -> list[Any]:
-    """The candidate's shadow scores beside the champion's decisions, with outcomes if known."""
+def _shadow_rows(db: Database, model: str, version: int, as_of: datetime) -> list[Any]:
+    """The candidate's shadow scores beside the champion's decisions, with the outcomes recorded
+    by ``as_of``."""
+    arrived = and_(outcomes.c.decision_id == decisions.c.id, outcomes.c.recorded_at <= iso(as_of))
     q = (
         select(
             shadow_scores.c.score.label("shadow_score"),
@@ -1293,7 +1295,7 @@ def _shadow_rows(db: Database, model: str, version: int) -> list[Any]:
             outcomes.c.label.label("label"),
         )
         .join(decisions, decisions.c.id == shadow_scores.c.decision_id)
-        .outerjoin(outcomes, outcomes.c.decision_id == decisions.c.id)
+        .outerjoin(outcomes, arrived)
         .where(
             shadow_scores.c.model_name == model,
             shadow_scores.c.version == version,
@@ -1335,7 +1337,7 @@ def _step_shadow(ctx: _Context) -> _Outcome:
             )
         reg.set_alias(ctx.bot, spec.model, version, AliasName.SHADOW, expected=None,
                       comment=f"shadow of {_marker(ctx.run.id)}")  # fmt: skip
-    n = len(_shadow_rows(reg.db, spec.model, version))
+    n = len(_shadow_rows(reg.db, spec.model, version, ctx.clock()))
     result = {"shadow_set": True, "decisions": n, "needed": spec.shadow_decisions}
     if n < spec.shadow_decisions:
         return _waiting(
@@ -1397,7 +1399,7 @@ def compare_shadow(rows: Sequence[Any], rule: CompareRule) -> dict[str, Any]:
 def _step_compare(ctx: _Context) -> _Outcome:
     spec = ctx.spec
     version = ctx.candidate
-    rows = _shadow_rows(ctx.registry.db, spec.model, version)
+    rows = _shadow_rows(ctx.registry.db, spec.model, version, ctx.clock())
     result = compare_shadow(rows, spec.compare)
     if result["verdict"] == "worse":
         if _alias_holder(ctx.registry, spec.model, "shadow") == version:
