@@ -1,29 +1,44 @@
-"""`charter demo`: the German Credit story, one readable step after another.
+"""`charter demo`: two stories, one readable step after another.
 
 1. A fresh store with four people: an admin, a developer, a validator and an approver.
-2. The developer adds the scorecard to the inventory, writes its intended use, and trains a
+
+Part one, in simulated time: a retail PD model's six months in production (``demo_production``).
+
+2. retail-pd v1 is trained on a year of synthetic applications, passes its policy's gates, is
+   approved and made champion.
+3. Six months of applications are replayed day by day through the decision log; from month four
+   the applicant mix drifts. `charter scheduler` ticks every simulated day: it monitors each
+   closed window, recomputes windows whose labels matured, fires tiered alerts (delivered to a
+   local Alertmanager-format webhook), fires the retraining trigger, and runs the continuous-
+   training pipeline, which trains, gates, shadows and compares a candidate; the validator and
+   the approver approve it, and its canary is promoted by the automation.
+4. - 6. What monitoring saw, the alerts and the trigger, and the pipeline run step by step.
+
+Part two, now: the German Credit scorecard through validation.
+
+7. The developer adds the scorecard to the inventory, writes its intended use, and trains a
    logistic-regression scorecard on German Credit; Charter captures its lineage.
-3. Validation gates: the developer submits it; the validator runs the policy's gates
+8. Validation gates: the developer submits it; the validator runs the policy's gates
    (performance, stability, fairness, calibration, sensitivity, benchmark) and Charter records
    the run bound to the artifact, data and policy hashes. Nobody validates their own model.
-4. The validator records a finding and recommends approval with conditions; the approver
+9. The validator records a finding and recommends approval with conditions; the approver
    approves; only the approver (not the developer) makes it champion.
-5. The inventory and "who was champion when".
-6. A gradient-boosting challenger runs the gates, fails the fairness gate, gets a high finding,
-   and goes to shadow (shadow is allowed; customer-facing traffic is not).
-7. The champion is served over HTTP; holdout applicants are replayed; every decision is logged
-   before its response, and the shadow's agreement with the champion is shown.
-8. The challenger's canary is refused by the deployment guard; the developer remediates with a
-   scorecard without age, which passes the gates against the champion, is approved and rolled
-   out as a canary that the automation promotes or rolls back on guardrails.
-   Before that, the pre-registered shadow experiment's analysis (DeLong on the same applicants,
-   guardrails, approval-rate parity by group) decides the gradient-boosting challenger's fate.
-9. Why was this applicant declined? One decision explained from the record: reasons, a
-   counterfactual, the validation in force, and a replay from the artifact store.
-10. The model card, validation reports and MRM committee report, as JSON, HTML and PDF.
-11. The audit trail and its verification.
+10. The inventory and "who was champion when".
+11. A gradient-boosting challenger runs the gates, fails the fairness gate, gets a high finding,
+    and goes to shadow (shadow is allowed; customer-facing traffic is not).
+12. The champion is served over HTTP; holdout applicants are replayed; every decision is logged
+    before its response, and the shadow's agreement with the champion is shown.
+13. The challenger's canary is refused by the deployment guard; the developer remediates with a
+    scorecard without age, which passes the gates against the champion, is approved and rolled
+    out as a canary that the automation promotes or rolls back on guardrails.
+    Before that, the pre-registered shadow experiment's analysis (DeLong on the same applicants,
+    guardrails, approval-rate parity by group) decides the gradient-boosting challenger's fate.
+14. Why was this applicant declined? One decision explained from the record: reasons, a
+    counterfactual, the validation in force, and a replay from the artifact store.
+15. The model card, validation reports and MRM committee report, as JSON, HTML and PDF.
+16. The audit trail and its verification.
 
-Later issues extend this story (monitoring, explanations, the dashboard); keep it one script.
+Later issues extend this story (the dashboard); keep it one script.
 """
 
 from __future__ import annotations
@@ -88,13 +103,40 @@ def policy_text() -> str:
 
 
 def run(settings: Settings, console: Console) -> None:
+    from charter import demo_production
+    from charter.clock import ManualClock
+
     _step(console, 1, "A fresh store and four people")
     db = Database(settings.database_url)
     try:
         db.upgrade()
-        _story(Registry(db, ArtifactStore(settings.artifact_root)), console, settings.home)
+        artifacts = ArtifactStore(settings.artifact_root)
+        # Part one happens in simulated time (December 2025 to June 2026), before part two, which
+        # happens now: the audit chain's timestamps only move forward.
+        clock = ManualClock(demo_production.SETUP_TIME)
+        simulated = Registry(db, artifacts, clock=clock)
+        _people(simulated, console)
+        console.print("[bold]Part one: a retail PD model's six months in production[/]")
+        demo_production.story(simulated, clock, console, settings.home, first_step=2, step=_step)
+        console.print("[bold]Part two: a new scorecard through validation, today[/]")
+        _story(Registry(db, artifacts), console, settings.home)
     finally:
         db.dispose()
+
+
+PEOPLE = (
+    ("dana", "developer,validator", "Dana (model developer, validates others' models)"),
+    ("victor", "validator", "Victor (model validation)"),
+    ("petra", "approver", "Petra (model risk approver)"),
+)
+
+
+def _people(reg: Registry, console: Console) -> None:
+    reg.identity.bootstrap_admin("ada", "Ada (platform admin)")
+    admin = reg.identity.actor("ada")
+    for username, role, display in PEOPLE:
+        reg.identity.create_user(admin, username, role.split(","), display_name=display)
+    console.print(f"store at {reg.db.safe_url}; users: ada (admin), dana, victor, petra")
 
 
 def _gates(
@@ -132,7 +174,7 @@ def _challenger(
     data: dict[str, pd.DataFrame],
 ) -> int:
     """A gradient-boosting challenger: gates, a high finding, shadow."""
-    _step(console, 6, "A gradient-boosting challenger: gates, a finding, shadow")
+    _step(console, 11, "A gradient-boosting challenger: gates, a finding, shadow")
     challenger = reg.log_model(
         dana,
         MODEL,
@@ -186,7 +228,7 @@ def _serve_and_shadow(
     y_test: np.ndarray,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Serve the champion over HTTP with the challenger in shadow; replay the test applicants."""
-    _step(console, 7, "Serving the champion over HTTP and replaying the holdout applicants")
+    _step(console, 12, "Serving the champion over HTTP and replaying the holdout applicants")
     reg.identity.create_user(admin, "loan-origination", ["service"])
     token = reg.identity.issue_token(admin, "loan-origination", label="demo")
     with _running_server(reg) as base:
@@ -295,7 +337,7 @@ def _why_declined(reg: Registry, console: Console, decided: list[dict[str, Any]]
     """Explain one declined applicant from the record, with a replay and a counterfactual."""
     from charter.explain.decision import explain_decision
 
-    _step(console, 9, "Why was this applicant declined?")
+    _step(console, 14, "Why was this applicant declined?")
     declined = next((d for d in decided if d["decision"] == "decline"), None)
     if declined is None:
         console.print("no applicant was declined")
@@ -332,6 +374,9 @@ CANARY_PLAN = {
     "max_latency_p99_ms": 50.0,
     "max_score_psi": 0.25,
     "max_approval_rate_delta": 0.10,
+    # a round of 300 applicants gives a 20% canary about 60 decisions: judge the score
+    # distribution on that many (Charter's default waits for 100)
+    "min_judged_decisions": 50,
 }
 
 
@@ -349,7 +394,7 @@ def _canary(
     token: str,
 ) -> int:
     """The failed challenger's canary is refused; a remediated scorecard goes through one."""
-    _step(console, 8, "The deployment guard, a remediated challenger, and its canary")
+    _step(console, 13, "The deployment guard, a remediated challenger, and its canary")
     try:
         reg.start_canary(petra, MODEL, challenger, CANARY_PLAN)
     except CharterError as refused:
@@ -429,7 +474,7 @@ def _documents(
     """The model cards, validation reports and the MRM pack, from the audited record."""
     from charter.reports import documents
 
-    _step(console, 10, "Documents from the audited record: model cards, validation reports, MRM")
+    _step(console, 15, "Documents from the audited record: model cards, validation reports, MRM")
     out = home / "reports"
     docs = []
     for v in sorted(set(versions)):
@@ -478,7 +523,11 @@ def _wait_for_shadows(reg: Registry, expected: int) -> list[tuple[str, str]]:
         with reg.db.read() as conn:
             rows = [
                 (r.decision_id, r.decision)
-                for r in conn.execute(select(shadow_scores.c.decision_id, shadow_scores.c.decision))
+                for r in conn.execute(
+                    select(shadow_scores.c.decision_id, shadow_scores.c.decision).where(
+                        shadow_scores.c.model_name == MODEL
+                    )
+                )
             ]
         if len(rows) >= expected or time.monotonic() > deadline:
             return rows
@@ -486,19 +535,10 @@ def _wait_for_shadows(reg: Registry, expected: int) -> list[tuple[str, str]]:
 
 
 def _story(reg: Registry, console: Console, home: Path) -> None:
-    reg.identity.bootstrap_admin("ada", "Ada (platform admin)")
     admin = reg.identity.actor("ada")
-    people = [
-        ("dana", "developer,validator", "Dana (model developer, validates others' models)"),
-        ("victor", "validator", "Victor (model validation)"),
-        ("petra", "approver", "Petra (model risk approver)"),
-    ]
-    for username, role, display in people:
-        reg.identity.create_user(admin, username, role.split(","), display_name=display)
-    console.print(f"store at {reg.db.safe_url}; users: ada (admin), dana, victor, petra")
-    dana, victor, petra = (reg.identity.actor(u) for u, _, _ in people)
+    dana, victor, petra = (reg.identity.actor(u) for u, _, _ in PEOPLE)
 
-    _step(console, 2, "Inventory entry and a scorecard trained with its lineage")
+    _step(console, 7, "Inventory entry and a scorecard trained with its lineage")
     reg.create_model(
         dana,
         name=MODEL,
@@ -575,7 +615,7 @@ def _story(reg: Registry, console: Console, home: Path) -> None:
     t.add_row("training time", f"{version.training_seconds:.3f} s")
     console.print(t)
 
-    _step(console, 3, "Validation gates, run by an independent validator")
+    _step(console, 8, "Validation gates, run by an independent validator")
     reg.transition(dana, MODEL, version.version, "validation", comment="ready for validation")
     try:
         reg.record_validation(dana, MODEL, version.version, outcome="pass", summary="looks good")
@@ -583,7 +623,7 @@ def _story(reg: Registry, console: Console, home: Path) -> None:
         console.print(f"[yellow]refused, and audited:[/] {e.message}")
     run1, gates1 = _gates(reg, console, victor, version.version, data)
 
-    _step(console, 4, "A finding, a recommendation with conditions, approval, champion")
+    _step(console, 9, "A finding, a recommendation with conditions, approval, champion")
     today = reg.clock().date()
     unscored = [
         m["feature"] for m in run1.gate("sensitivity").evidence["missing"] if not m["scores"]
@@ -644,7 +684,7 @@ def _story(reg: Registry, console: Console, home: Path) -> None:
     reg.set_alias(petra, MODEL, version.version, "champion", expected=None)
     console.print(f"petra made v{version.version} the champion")
 
-    _step(console, 5, "The inventory a model risk team asks for")
+    _step(console, 10, "The inventory a model risk team asks for")
     inv = inventory.build(reg)
     s = inv.summary()
     tiers = s["in_production_by_tier"]
@@ -667,7 +707,7 @@ def _story(reg: Registry, console: Console, home: Path) -> None:
     _why_declined(reg, console, decided)
     _documents(reg, console, petra, home, [version.version, challenger, final])
 
-    _step(console, 11, "The audit trail")
+    _step(console, 16, "The audit trail")
     t = Table("seq", "actor", "role", "action", "subject")
     for ev in reg.audit_log(model_name=MODEL):
         t.add_row(str(ev.seq), ev.actor, ev.role, ev.action, ev.subject)

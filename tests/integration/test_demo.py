@@ -5,6 +5,7 @@ document's stated audit head is a real link of the verified chain."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,15 +31,43 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 def test_the_story_runs_and_ends_with_a_verified_chain(demo: tuple[str, Path]) -> None:
     out, _ = demo
     assert out.strip().splitlines()[-1].startswith("audit chain verified")
-    assert "may not validate" in out and "1 model(s) in production: 1 high" in out
-    assert "on v1: passed; gate run 1 recorded" in out
+    assert "may not validate" in out and "2 model(s) in production: 2 high" in out
+    assert re.search(
+        r"german-credit-retail \(sha256 \w+\) on v1: passed; gate run \d+ recorded", out
+    )
     assert "on v2: FAILED (fairness)" in out  # the gradient-boosting challenger
-    assert "canary of v2 refused, and audited" in out and "gate run #2 failed" in out
+    assert "canary of v2 refused, and audited" in out and "failed (fairness)" in out
     assert "300 decisions logged before their responses; shadow agreement" in out
     assert "petra started a canary of v3" in out
     assert "champion of german-credit-scorecard is now" in out
     assert "experiment v2-shadow (pre-registered plan sha256" in out  # the challenger's fate
     assert "charter explain " in out and ", reproduced; in force then: gate run" in out
+
+
+def test_part_one_monitors_alerts_retrains_and_promotes(demo: tuple[str, Path]) -> None:
+    out, home = demo
+    assert re.search(r"2026-05-01 alert #\d+ WARNING open: feature_psi", out)
+    assert not re.search(r"2026-0[1-4]-\d\d alert #\d+ CRITICAL", out)  # stable months
+    assert "2026-05-01 retraining trigger #1 fired: 3 features with PSI over 0.15" in out
+    assert re.search(r"pipeline \w+: succeeded", out)
+    assert "champion of retail-pd at the end of June: v2" in out
+    assert re.search(r"[1-9]\d* Alertmanager webhook payloads delivered \(version 4\)", out)
+    lineage = list((home / "lineage").glob("*.jsonl"))
+    assert lineage
+    events = [json.loads(line) for line in lineage[0].read_text().splitlines()]
+    assert events[0]["eventType"] == "START" and events[-1]["eventType"] == "COMPLETE"
+    reg = Registry.open(Settings.for_home(home))
+    try:
+        actions = [e.action for e in reg.audit_log(model_name="retail-pd")]
+        for action in ("monitor.window", "alert.opened", "retrain.triggered",
+                       "pipeline.register", "pipeline.promote", "canary.promoted"):  # fmt: skip
+            assert action in actions, action
+        registered = [e for e in reg.audit_log(model_name="retail-pd", action="version.registered")]
+        # the automation registered the candidate, on behalf of the accountable developer
+        assert registered[-1].actor == "charter-automation"
+        assert registered[-1].payload["on_behalf_of"] == "dana"
+    finally:
+        reg.db.dispose()
 
 
 def test_the_three_documents_exist_for_champion_and_challenger(demo: tuple[str, Path]) -> None:

@@ -7,10 +7,10 @@ Applications come from :func:`charter.datasets.synthetic.credit_applications`. T
 * six months of live applications follow, stable for three months; from the start of month four
   the applicant mix moves (lower incomes, more indebted, more utilised: three covariate shifts
   of 0.4 standard deviations) and the relation between debt and default strengthens (a concept
-  drift), so the champion's inputs drift (PSI about 0.2 on income, debt to income and utilisation), its
-  defaults double and a model retrained on the new mix ranks them better;
-* labels arrive 20 to 40 days after the decision (a card-like delay, so that the story fits in
-  six months; credit labels take 6 to 24 months).
+  drift), so the champion's inputs drift (PSI about 0.2 on income, debt to income and
+  utilisation), its defaults double and a model retrained on the new mix ranks them better;
+* the label is a first-payment default, known 10 to 20 days after the decision (so that the
+  story fits in six months; a full default takes 6 to 24 months to observe).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ LIVE_START = datetime(2026, 1, 1, tzinfo=UTC)
 HISTORY_DAYS = 360
 LIVE_DAYS = 180
 DRIFT_ONSET = LIVE_START + timedelta(days=90)
-LABEL_DELAY = LabelDelay(min_days=20, max_days=40)
+LABEL_DELAY = LabelDelay(min_days=10, max_days=20)
 THRESHOLD = 0.25  # scores at or above it are declined
 
 
@@ -57,7 +57,7 @@ def estimator(c: float = 1.0) -> Pipeline:
     return Pipeline([("pre", pre), ("lr", LogisticRegression(C=c, max_iter=2000))])
 
 
-def history(n: int = 12_000, seed: int = 11) -> pd.DataFrame:
+def history(n: int = 20_000, seed: int = 11) -> pd.DataFrame:
     """A year of applications before the live period, with their outcomes."""
     return credit_applications(
         n,
