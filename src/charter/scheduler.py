@@ -236,8 +236,9 @@ class Scheduler:
         for ws, we in window_bounds(anchor, now, s.window, s.step) if anchor < now else []:
             status = stored.get((ws, we))
             if status is None:
+                # a window without decisions stores nothing, and is looked at again next tick
                 run = monitor(self.reg, m.name, start=ws, end=we, policy=policy, as_of=now)
-                new += 1
+                new += bool(run.results)
             elif status != "matured" and we + s.label_maturity <= now:
                 run = monitor(
                     self.reg,
