@@ -8,7 +8,7 @@ DEV_STAMP     := $(VENV)/.dev-installed
 DEMO_HOME ?= .charter-demo
 
 .PHONY: demo test lint typecheck unit bench clean system-deps-pdf system-deps-browser \
-        system-deps-test system-deps-demo system-deps-prometheus
+        system-deps-test system-deps-demo system-deps-prometheus system-deps-java
 
 # System packages from Debian, installed by the targets that need them when they are missing
 # (quietly nothing when present; apt-get through sudo unless we are root). WeasyPrint (PDFs, for
@@ -64,7 +64,14 @@ system-deps-prometheus:
 	  || { echo "make: promtool is still missing (Debian package prometheus)" >&2; exit 1; }; \
 	fi
 
-system-deps-test: system-deps-pdf system-deps-browser system-deps-prometheus
+# Spark local mode (the monitoring job's scale-out test) needs a Java runtime (17 or 21).
+system-deps-java:
+	@if ! command -v java >/dev/null 2>&1; then \
+	  $(call apt_install,default-jre-headless) && command -v java >/dev/null 2>&1 \
+	  || { echo "make: java is still missing (Debian package default-jre-headless)" >&2; exit 1; }; \
+	fi
+
+system-deps-test: system-deps-pdf system-deps-browser system-deps-prometheus system-deps-java
 
 system-deps-demo: system-deps-pdf
 
@@ -84,6 +91,7 @@ test: system-deps-test lint typecheck
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/registry_bench.py
+	$(BIN)/python benchmarks/monitor_bench.py --rows 1000000
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

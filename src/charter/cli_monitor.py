@@ -7,6 +7,7 @@ shared plumbing (errors and exit codes, the store, the token's identity, the con
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,7 +113,8 @@ def monitor_run(
             remedy="serve the model (charter serve) or pass --start",
         )
     t_end = _time(end, "end") or reg.clock()
-    accumulate = None
+    t_as_of = _time(as_of, "as_of")
+    engine_ctx: Any = contextlib.nullcontext(None)
     if engine == "spark":
         if parquet is None:
             raise InvalidArgument(
@@ -120,19 +122,25 @@ def monitor_run(
                 field="parquet",
                 remedy=f"export it first: charter monitor export {name} --out DIR",
             )
-        from charter.monitoring.spark import spark_accumulate
+        from charter.monitoring.export import read_export_summary
+        from charter.monitoring.spark import spark_engine
 
-        accumulate = spark_accumulate(reg, parquet)
+        if t_as_of is None:  # the export knows the outcomes recorded until it was made
+            t_as_of = read_export_summary(parquet).label_as_of
+        engine_ctx = spark_engine(parquet)
     elif engine != "local":
         raise InvalidArgument(f"unknown engine {engine!r}", field="engine", remedy="local or spark")
-    with Progress(
-        TextColumn("[bold]monitor[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=cli.err,
-        transient=True,
-        disable=as_json,
-    ) as bar:
+    with (
+        engine_ctx as accumulate,
+        Progress(
+            TextColumn("[bold]monitor[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=cli.err,
+            transient=True,
+            disable=as_json,
+        ) as bar,
+    ):
         task = bar.add_task(name, total=None)
 
         def progress(done: int, total: int, what: str) -> None:
@@ -144,7 +152,7 @@ def monitor_run(
             start=t_start,
             end=t_end,
             policy=pol,
-            as_of=_time(as_of, "as_of"),
+            as_of=t_as_of,
             versions=version,
             progress=progress,
             accumulate=accumulate,
@@ -242,6 +250,9 @@ def monitor_export(
         str | None, typer.Option(help="From (ISO 8601); default: first decision.")
     ] = None,
     end: Annotated[str | None, typer.Option(help="Until (exclusive); default: now.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Outcomes recorded after this are not labels.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Export the decision log (with outcomes and flattened inputs) to Parquet, for Spark."""
@@ -262,7 +273,14 @@ def monitor_export(
         if v.reference_profile_sha256 is not None:
             kinds.update(feature_kinds(reg.reference_profile(name, v.version)))
     summary = export_parquet(
-        reg.db, name, t_start, _time(end, "end") or reg.clock(), out_dir, features=kinds
+        reg.db,
+        name,
+        t_start,
+        _time(end, "end") or reg.clock(),
+        out_dir,
+        features=kinds,
+        label_as_of=_time(as_of, "as_of"),
+        clock=reg.clock,
     )
     if as_json:
         _write_json(summary.to_dict() if hasattr(summary, "to_dict") else summary.__dict__)

@@ -146,7 +146,7 @@ def test_performance_is_judged_on_matured_labels_and_estimated_before(story: Sto
     results = story.run.results
     live = story.live
     for r in results:
-        labels_due = r.window_end + timedelta(days=45) <= story.clock()
+        labels_due = r.window_end + timedelta(days=30) <= story.clock()  # the policy's maturity
         assert (r.labels_status == "matured") == labels_due
         assert (r.value("auc") is not None) == labels_due
     # stable months: the estimate's band holds the realised AUC

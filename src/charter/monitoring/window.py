@@ -226,7 +226,7 @@ class WindowAccumulator:
 
     # ----------------------------------------------------------------------------- merge
     def merge(self, other: WindowAccumulator) -> WindowAccumulator:
-        if other.spec != self.spec:
+        if not _same_spec(self.spec, other.spec):
             raise InvalidArgument(
                 "cannot merge accumulators of different windows or versions",
                 field="other",
@@ -454,6 +454,34 @@ class WindowAccumulator:
         else:
             out["cost"] = out["cost_per_decision"] = None
         return out
+
+
+def _same_spec(a: WindowSpec, b: WindowSpec) -> bool:
+    """Equal specs, also when built apart (their profiles hold numpy arrays, which ``==`` on the
+    dataclass cannot compare)."""
+    if a is b:
+        return True
+    plain = (
+        "model_name",
+        "version",
+        "threshold",
+        "window_start",
+        "window_end",
+        "as_of",
+        "label_maturity",
+        "cost",
+        "normal_daily_volume",
+        "drift_policy",
+        "min_decisions",
+    )
+    if any(getattr(a, f) != getattr(b, f) for f in plain):
+        return False
+    sa, sb = a.baseline.score_profile, b.baseline.score_profile
+    if (sa is None) != (sb is None):
+        return False
+    if sa is not None and sb is not None and sa is not sb and sa.to_dict() != sb.to_dict():
+        return False
+    return a.profile is b.profile or a.profile.to_dict() == b.profile.to_dict()
 
 
 def _change(value: float | None, base: float | None) -> float | None:
