@@ -520,6 +520,10 @@ def create_app(
     app.add_middleware(FastScorePath, core=score_core)
     add_v2_routes(app, svc, score_core)
 
+    from charter.web import create_router  # the dashboard: server-rendered pages under /ui
+
+    app.include_router(create_router(registry), prefix="/ui")
+
     # ------------------------------------------------------------------------- outcomes
     @app.post(
         "/v1/outcomes",
