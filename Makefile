@@ -87,7 +87,7 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 test: system-deps-test lint typecheck
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/registry_bench.py

@@ -19,6 +19,8 @@ from charter.registry.service import Registry
 from charter.storage.artifacts import ArtifactStore
 from charter.storage.db import Database
 
+from helpers import DemoRun
+
 PG_URL = os.environ.get("CHARTER_TEST_DATABASE_URL")
 BACKEND = "postgresql" if PG_URL else "sqlite"
 
@@ -91,3 +93,18 @@ def people(registry: Registry) -> People:
         automation=ident.actor("charter-automation"),
         admin_token=token,
     )
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo's store for the demo's own tests and the dashboard's end-to-end tests. Both mark
+    their modules ``xdist_group("demo")``, so with ``--dist loadgroup`` it runs once."""
+    from typer.testing import CliRunner
+
+    from charter.cli import app
+
+    home = tmp_path_factory.mktemp("demo")
+    env = {"CHARTER_HOME": str(home), "CHARTER_DATABASE_URL": "", "COLUMNS": "200"}
+    r = CliRunner().invoke(app, ["demo"], env=env)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    return DemoRun(r.stdout, home)

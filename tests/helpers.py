@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,14 @@ from charter.registry import lineage
 from charter.registry.service import Registry
 
 GATES_POLICY = 'name = "test-gates"\n\n[performance]\nmin_auc = 0.5\n'
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """`charter demo` run once per test session (per xdist worker): what it printed and its home."""
+
+    stdout: str
+    home: Path
 
 
 def create_model(reg: Registry, actor: Actor, name: str = "pd-model", **overrides: Any) -> None:

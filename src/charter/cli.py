@@ -1371,6 +1371,7 @@ def serve(
         os.environ.setdefault(var, "1")
     os.environ["CHARTER_REFRESH_SECONDS"] = str(refresh_seconds)
     out.print(f"serving on http://{host}:{port} with {workers} worker(s)")
+    out.print(f"dashboard at http://{host}:{port}/ui/ (sign in with a Charter token)")
     uvicorn.run(
         "charter.serving.app:from_env",
         factory=True,

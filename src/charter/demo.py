@@ -115,15 +115,20 @@ def run(settings: Settings, console: Console) -> None:
         # happens now: the audit chain's timestamps only move forward.
         clock = ManualClock(demo_production.SETUP_TIME)
         simulated = Registry(db, artifacts, clock=clock)
-        _people(simulated, console)
+        _people(simulated, console, settings.home)
         console.print("[bold]Part one: a retail PD model's six months in production[/]")
         demo_production.story(simulated, clock, console, settings.home, first_step=2, step=_step)
         console.print("[bold]Part two: a new scorecard through validation, today[/]")
         _story(Registry(db, artifacts), console, settings.home)
     finally:
         db.dispose()
+    console.print(
+        f"Dashboard: CHARTER_HOME={settings.home} charter serve, then open "
+        f"http://127.0.0.1:8000/ui/ and sign in with a token from {settings.home / TOKENS_FILE}"
+    )
 
 
+TOKENS_FILE = "demo-tokens.txt"
 PEOPLE = (
     ("dana", "developer,validator", "Dana (model developer, validates others' models)"),
     ("victor", "validator", "Victor (model validation)"),
@@ -131,12 +136,24 @@ PEOPLE = (
 )
 
 
-def _people(reg: Registry, console: Console) -> None:
-    reg.identity.bootstrap_admin("ada", "Ada (platform admin)")
+def _people(reg: Registry, console: Console, home: Path) -> None:
+    _, admin_token = reg.identity.bootstrap_admin("ada", "Ada (platform admin)")
     admin = reg.identity.actor("ada")
+    tokens = {"ada": admin_token}
     for username, role, display in PEOPLE:
         reg.identity.create_user(admin, username, role.split(","), display_name=display)
-    console.print(f"store at {reg.db.safe_url}; users: ada (admin), dana, victor, petra")
+        tokens[username] = reg.identity.issue_token(admin, username, label="demo")
+    # The dashboard and the CLI need a token each; the demo keeps them for its reader, readable
+    # by the owner only.
+    path = home / TOKENS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{u} {t}\n" for u, t in tokens.items()), encoding="utf-8")
+    console.print(
+        f"store at {reg.db.safe_url}; users: ada (admin), dana, victor, petra; their tokens in "
+        f"{path}"
+    )
 
 
 def _gates(

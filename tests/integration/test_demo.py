@@ -6,31 +6,30 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from browser import assert_not_blank, drawn_charts, open_page, pdf_page_count, pdf_page_image
-from charter.cli import app
 from charter.config import Settings
 from charter.registry.service import Registry
 from charter.reports import documents
 
+from helpers import DemoRun
+
+pytestmark = pytest.mark.xdist_group("demo")  # shares the session's demo run with tests/e2e
+
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    home = tmp_path_factory.mktemp("demo")
-    env = {"CHARTER_HOME": str(home), "CHARTER_DATABASE_URL": "", "COLUMNS": "200"}
-    r = CliRunner().invoke(app, ["demo"], env=env)
-    assert r.exit_code == 0, r.stdout + r.stderr
-    yield r.stdout, home
+def demo(demo_run: DemoRun) -> tuple[str, Path]:
+    return demo_run.stdout, demo_run.home
 
 
 def test_the_story_runs_and_ends_with_a_verified_chain(demo: tuple[str, Path]) -> None:
     out, _ = demo
-    assert out.strip().splitlines()[-1].startswith("audit chain verified")
+    lines = out.strip().splitlines()
+    assert lines[-2].startswith("audit chain verified")
+    assert "http://127.0.0.1:8000/ui/" in lines[-1] and "demo-tokens.txt" in lines[-1]
     assert "may not validate" in out and "2 model(s) in production: 2 high" in out
     assert re.search(
         r"german-credit-retail \(sha256 \w+\) on v1: passed; gate run \d+ recorded", out
