@@ -325,13 +325,20 @@ def alerts_ack(
     token: TokenOpt = None,
 ) -> None:
     """Acknowledge an alert: someone owns it now."""
+    _alert_action("acknowledged", alert_id, note, token)
+
+
+def _alert_action(done: str, alert_id: int, note: str, token: str | None) -> None:
+    """One person's audited action on an alert (``acknowledged`` or ``resolved``)."""
     from charter import cli
     from charter.monitoring.alert_store import AlertStore
 
     reg = cli._registry()
     actor = cli._actor(reg, token)
-    a = AlertStore(reg.db, clock=reg.clock).acknowledge(actor, alert_id, note)
-    cli.out.print(f"alert {a.id} acknowledged by {actor.username}")
+    store = AlertStore(reg.db, clock=reg.clock)
+    act = store.acknowledge if done == "acknowledged" else store.resolve
+    a = act(actor, alert_id, note)
+    cli.out.print(f"alert {a.id} {done} by {actor.username}")
 
 
 @alerts_app.command("resolve")
@@ -342,13 +349,7 @@ def alerts_resolve(
     token: TokenOpt = None,
 ) -> None:
     """Resolve an alert by hand (monitoring also resolves alerts whose metric recovered)."""
-    from charter import cli
-    from charter.monitoring.alert_store import AlertStore
-
-    reg = cli._registry()
-    actor = cli._actor(reg, token)
-    a = AlertStore(reg.db, clock=reg.clock).resolve(actor, alert_id, note)
-    cli.out.print(f"alert {a.id} resolved by {actor.username}")
+    _alert_action("resolved", alert_id, note, token)
 
 
 @alerts_app.command("deliver")

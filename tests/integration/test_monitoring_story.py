@@ -185,3 +185,44 @@ def test_monitor_cli_prints_and_shows_series(
     bad = CliRunner().invoke(app, ["monitor", "show", retail_pd.MODEL, "--metric", "nope"])
     assert bad.exit_code == 2
     assert "metric" in bad.output
+
+
+def test_alert_and_monitor_commands(story: Story, monkeypatch: pytest.MonkeyPatch) -> None:
+    from charter.cli import app
+
+    url = story.reg.db.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("CHARTER_DATABASE_URL", url)
+    monkeypatch.setenv("CHARTER_HOME", str(Path(story.reg.artifacts.root).parent))
+    ident = story.reg.identity
+    victor = ident.issue_token(ident.actor("ada"), "victor", label="cli")
+    run = CliRunner()
+    listed = json.loads(run.invoke(app, ["alerts", "list", "--json"]).output)
+    assert listed and all(a["status"] in ("open", "acknowledged") for a in listed)
+    first = listed[0]["id"]
+    res = run.invoke(app, ["alerts", "ack", str(first), "--note", "looking", "--token", victor])
+    assert res.exit_code == 0 and f"alert {first} acknowledged by victor" in res.output
+    res = run.invoke(app, ["alerts", "resolve", str(first), "--note", "", "--token", victor])
+    assert res.exit_code == 2 and "note" in res.output  # resolving needs a reason
+    res = run.invoke(app, ["alerts", "resolve", str(first), "--note", "known", "--token", victor])
+    assert res.exit_code == 0 and "resolved by victor" in res.output
+    res = run.invoke(app, ["alerts", "ack", "999999", "--note", "x", "--token", victor])
+    assert res.exit_code != 0 and "999999" in res.output
+    # a recomputation from the CLI, as JSON: the same windows, judged as of the clock
+    res = run.invoke(
+        app,
+        ["monitor", "run", retail_pd.MODEL, "--start", "2026-01-01", "--end", "2026-03-02",
+         "--policy", str(_policy_file(story)), "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    windows = json.loads(res.output)["windows"]
+    assert [w["window_start"][:10] for w in windows] == ["2026-01-01", "2026-01-31"]
+    res = run.invoke(app, ["monitor", "run", retail_pd.MODEL, "--window", "30x"])
+    assert res.exit_code == 2 and "window" in res.output
+    res = run.invoke(app, ["pipeline", "status", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output) == []
+
+
+def _policy_file(story: Story) -> Path:
+    path = Path(story.reg.artifacts.root).parent / "retail_pd_policy.toml"
+    path.write_text(retail_pd.policy_text(), encoding="utf-8")
+    return path

@@ -129,14 +129,13 @@ class SpecFactory:
     def _version(self, version: int) -> tuple[Any, Any, Baseline]:
         if version not in self._versions:
             v = self.reg.get_version(self.name, version)
-            try:
-                profile = self.reg.reference_profile(self.name, version)
-            except NotFound as e:
+            if v.reference_profile_sha256 is None:
                 raise InvalidArgument(
                     f"{self.name} v{version} has no reference profile to monitor drift against",
                     field="version",
-                    remedy=e.remedy or "register the version with its training data",
-                ) from None
+                    remedy="register the version from Python with its training data X",
+                )
+            profile = self.reg.reference_profile(self.name, version)
             self._versions[version] = (v, profile, baseline_for(self.reg, self.name, version))
         return self._versions[version]
 

@@ -19,17 +19,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 
 from charter.reports.svg import (
     AXIS_COLOUR,
-    FONT,
     GRID_COLOUR,
     NOTE_COLOUR,
     SERIES_COLOURS,
     TIER_COLOURS,
     finite_or_none,
 )
+from charter.reports.svg import _c as _c  # the reports' SVG primitives, one implementation
+from charter.reports.svg import _esc as _esc
+from charter.reports.svg import _svg_open as _open
+from charter.reports.svg import _text as _text
 
 # PSI bands (the conventional reading: below 0.10 stable, 0.10 to 0.25 a shift, 0.25 or more a
 # major shift). The colours are the reports' tier colours, lightened for cells.
@@ -60,44 +62,6 @@ def psi_band(value: float | None) -> str:
     if v >= PSI_WARNING:
         return "warning"
     return "stable"
-
-
-def _esc(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
-def _c(x: float) -> str:
-    s = f"{x:.2f}".rstrip("0").rstrip(".")
-    return "0" if s in ("", "-0") else s
-
-
-def _open(width: float, height: float, label: str, cls: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="{_esc(cls)}" width="{_c(width)}" '
-        f'height="{_c(height)}" viewBox="0 0 {_c(width)} {_c(height)}" role="img" '
-        f'aria-label="{_esc(label)}" font-family="{FONT}" font-size="11">'
-        f"<title>{_esc(label)}</title>"
-    )
-
-
-def _text(
-    x: float,
-    y: float,
-    text: str,
-    *,
-    anchor: str = "start",
-    fill: str = "#222222",
-    size: float | None = None,
-    weight: str | None = None,
-) -> str:
-    attrs = f'x="{_c(x)}" y="{_c(y)}" fill="{fill}"'
-    if anchor != "start":
-        attrs += f' text-anchor="{anchor}"'
-    if size is not None:
-        attrs += f' font-size="{_c(size)}"'
-    if weight is not None:
-        attrs += f' font-weight="{weight}"'
-    return f"<text {attrs}>{_esc(text)}</text>"
 
 
 def _placeholder(width: float, height: float, title: str, message: str, cls: str) -> str:
