@@ -271,6 +271,16 @@ def users_token(
     out.print(t, markup=False)
 
 
+@users_app.command("revoke")
+@handled
+def users_revoke(username: str, token: TokenOpt = None) -> None:
+    """Revoke every token of a user (an admin for anyone, a user for themself), audited; the
+    dashboard's sessions, which hold a token, end on their next page."""
+    reg = _registry()
+    n = reg.identity.revoke_tokens(_actor(reg, token), username)
+    out.print(f"revoked {n} token(s) of {username}")
+
+
 # ---------------------------------------------------------------------------------------- models
 @models_app.command("create")
 @handled

@@ -176,3 +176,16 @@ def test_audit_verify_exits_1_on_tampering(cli: Cli, database_url: str) -> None:
     engine.dispose()
     out = cli("audit", "verify", code=1)
     assert "BROKEN at event 2" in out
+
+
+def test_revoked_tokens_stop_working(cli: Cli) -> None:
+    admin = _last_line(cli("init", "--admin", "ada"))
+    cli("users", "add", "dana", "--role", "developer", token=admin)
+    dana = _last_line(cli("users", "token", "dana", token=admin))
+    cli("users", "add", "victor", "--role", "validator", token=admin)
+    # only an admin revokes another user's tokens
+    assert "admin" in cli("users", "revoke", "victor", token=dana, code=3)
+    assert "revoked 1 token(s) of dana" in cli("users", "revoke", "dana", token=admin)
+    assert "the API token was revoked" in cli("users", "revoke", "dana", token=dana, code=3)
+    events = json.loads(cli("audit", "log", "--json"))
+    assert any(e["action"] == "token.revoked" for e in events)
