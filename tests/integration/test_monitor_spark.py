@@ -29,20 +29,17 @@ from charter.datasets.synthetic import (
 from charter.errors import InvalidArgument, OptionalDependencyMissing
 from charter.monitoring import source
 from charter.monitoring.export import export_parquet
-from charter.monitoring.window import Baseline, WindowAccumulator, WindowSpec
-from charter.serving.decision_log import DecisionRecord
-from charter.stats.sketches import build_profile
-from charter.storage.db import Database
-from charter.storage.schema import decisions, outcomes, scoring_errors
-
-pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installed")
-
-from charter.monitoring.spark import (  # noqa: E402
+from charter.monitoring.spark import (
     local_session,
     local_window_accumulators,
     spark_engine,
     spark_window_accumulators,
 )
+from charter.monitoring.window import Baseline, WindowAccumulator, WindowSpec
+from charter.serving.decision_log import DecisionRecord
+from charter.stats.sketches import build_profile
+from charter.storage.db import Database
+from charter.storage.schema import decisions, outcomes, scoring_errors
 
 pytestmark = pytest.mark.slow
 

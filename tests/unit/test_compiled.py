@@ -433,7 +433,8 @@ def numeric_missing(german_missing: pd.DataFrame) -> pd.DataFrame:
 def test_xgboost_classifier_and_booster(
     german: tuple[pd.DataFrame, np.ndarray], numeric_missing: pd.DataFrame
 ) -> None:
-    xgb = pytest.importorskip("xgboost")
+    import xgboost as xgb
+
     _, y = german
     clf = xgb.XGBClassifier(n_estimators=30, max_depth=3, random_state=0, n_jobs=1)
     clf.fit(numeric_missing, y)
@@ -472,7 +473,8 @@ def test_xgboost_classifier_and_booster(
 def test_xgboost_early_stopping_uses_the_best_iteration(
     german: tuple[pd.DataFrame, np.ndarray], numeric_missing: pd.DataFrame
 ) -> None:
-    xgb = pytest.importorskip("xgboost")
+    import xgboost as xgb
+
     _, y = german
     clf = xgb.XGBClassifier(
         n_estimators=200, learning_rate=0.3, early_stopping_rounds=5, random_state=0, n_jobs=1
@@ -489,7 +491,8 @@ def test_xgboost_early_stopping_uses_the_best_iteration(
 def test_lightgbm_classifier_and_booster(
     german: tuple[pd.DataFrame, np.ndarray], numeric_missing: pd.DataFrame
 ) -> None:
-    lgb = pytest.importorskip("lightgbm")
+    import lightgbm as lgb
+
     _, y = german
     clf = lgb.LGBMClassifier(n_estimators=30, num_leaves=8, verbose=-1, n_jobs=1)
     clf.fit(numeric_missing, y)
@@ -522,7 +525,8 @@ def test_lightgbm_classifier_and_booster(
 def test_boosters_without_a_compiled_form_are_refused(
     german: tuple[pd.DataFrame, np.ndarray], numeric_missing: pd.DataFrame
 ) -> None:
-    lgb = pytest.importorskip("lightgbm")
+    import lightgbm as lgb
+
     _, y = german
     regression = lgb.train(
         {"objective": "regression", "verbose": -1, "num_threads": 1},

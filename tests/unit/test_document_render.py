@@ -690,7 +690,6 @@ def test_write_document_writes_json_and_html_under_the_default_stem(
 
 
 def test_render_pdf_gives_a_pdf(tmp_path: Path) -> None:
-    pytest.importorskip("weasyprint")
     doc = mrm_doc()
     pdf = render.render_pdf(doc)
     assert pdf.startswith(b"%PDF")

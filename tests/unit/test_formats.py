@@ -204,7 +204,8 @@ def test_garbage_skops_data_is_invalid() -> None:
 
 
 def test_xgboost_classifier_round_trip(data: tuple[pd.DataFrame, pd.Series]) -> None:
-    xgb = pytest.importorskip("xgboost")
+    import xgboost as xgb
+
     frame, target = data
     model = xgb.XGBClassifier(n_estimators=20, max_depth=3, random_state=0)
     model.fit(_numeric(frame), target)
@@ -225,7 +226,8 @@ def test_xgboost_classifier_round_trip(data: tuple[pd.DataFrame, pd.Series]) -> 
 
 
 def test_xgboost_ubj_and_booster(data: tuple[pd.DataFrame, pd.Series]) -> None:
-    xgb = pytest.importorskip("xgboost")
+    import xgboost as xgb
+
     frame, target = data
     model = xgb.XGBRegressor(n_estimators=10, max_depth=2).fit(_numeric(frame), target)
     ubj = serialize_model(model, "xgboost-ubj")
@@ -254,7 +256,8 @@ def test_xgboost_ubj_and_booster(data: tuple[pd.DataFrame, pd.Series]) -> None:
 
 
 def test_lightgbm_classifier_round_trip(data: tuple[pd.DataFrame, pd.Series]) -> None:
-    lgb = pytest.importorskip("lightgbm")
+    import lightgbm as lgb
+
     frame, target = data
     model = lgb.LGBMClassifier(n_estimators=20, verbose=-1, random_state=0)
     model.fit(_numeric(frame), target)
@@ -274,7 +277,8 @@ def test_lightgbm_classifier_round_trip(data: tuple[pd.DataFrame, pd.Series]) ->
 def test_lightgbm_generated_names_are_not_feature_names(
     data: tuple[pd.DataFrame, pd.Series],
 ) -> None:
-    lgb = pytest.importorskip("lightgbm")
+    import lightgbm as lgb
+
     frame, target = data
     model = lgb.LGBMClassifier(n_estimators=3, verbose=-1)
     model.fit(_numeric(frame).to_numpy(), target.to_numpy())

@@ -294,6 +294,10 @@ def _decode_arrow(texts: Sequence[str], kinds: Mapping[str, str | None]) -> dict
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Arrow refuses a chunk with a mistyped value or an integer beyond a double: the caller
+        # decodes that chunk with the standard library, which keeps such values as text so the
+        # accumulator counts them as type violations (see the module docstring). Not a silenced
+        # error: the slow path gives the same frame.
         return None
     if table.num_rows != len(texts):  # pragma: no cover - a document that spans lines
         return None

@@ -233,8 +233,9 @@ class DataSource:
         """The path, or ``callable:<module>:<function>``."""
         if self.path is not None:
             return str(self.path)
-        ref = self.function if self.function is not None else callable_name(self.loader)  # type: ignore[arg-type]
-        return f"callable:{ref}"
+        if self.loader is not None:
+            return f"callable:{callable_name(self.loader)}"
+        return f"callable:{self.function}"
 
     @property
     def identifier(self) -> str:

@@ -241,8 +241,9 @@ class TrainingSpec:
                 "params": dict(self.params),
                 "preprocess": self.preprocess,
             }
-        fn = self.function if self.function is not None else callable_name(self.train_fn)  # type: ignore[arg-type]
-        return {"function": fn}
+        if self.train_fn is not None:
+            return {"function": callable_name(self.train_fn)}
+        return {"function": self.function}
 
     def describe(self) -> str:
         if self.estimator is not None:
@@ -276,10 +277,11 @@ def build_estimator(spec: TrainingSpec, X: pd.DataFrame, *, seed: int) -> Any:
         raise InvalidArgument("the spec trains with a function", field="training.estimator")
     cls = resolve_estimator(spec.estimator)
     params = dict(spec.params)
+    accepted: Mapping[str, Any]
     try:
         accepted = inspect.signature(cls).parameters
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        accepted = {}  # type: ignore[assignment]
+        accepted = {}
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = seed
     try:
