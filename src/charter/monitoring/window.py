@@ -490,21 +490,23 @@ def _change(value: float | None, base: float | None) -> float | None:
     return (value - base) / base
 
 
-def _hist_quantile(counts: np.ndarray, q: float) -> float | None:
-    """The upper edge of the uniform [0, 1] bin where the cumulative share reaches ``q``."""
+def _bin_of_quantile(counts: np.ndarray, q: float) -> int | None:
+    """The bin where the cumulative count reaches ``q`` of the total (None when empty)."""
     total = int(counts.sum())
     if total == 0:
         return None
-    j = int(np.searchsorted(np.cumsum(counts), math.ceil(q * total)))
-    return (j + 1) / counts.size
+    return int(np.searchsorted(np.cumsum(counts), math.ceil(q * total)))
+
+
+def _hist_quantile(counts: np.ndarray, q: float) -> float | None:
+    """The upper edge of the uniform [0, 1] bin where the cumulative share reaches ``q``."""
+    j = _bin_of_quantile(counts, q)
+    return None if j is None else (j + 1) / counts.size
 
 
 def _latency_quantile(counts: np.ndarray, q: float) -> float | None:
-    total = int(counts.sum())
-    if total == 0:
-        return None
-    j = int(np.searchsorted(np.cumsum(counts), math.ceil(q * total)))
-    return float(LATENCY_EDGES[min(j, LATENCY_EDGES.size - 1)])
+    j = _bin_of_quantile(counts, q)
+    return None if j is None else float(LATENCY_EDGES[min(j, LATENCY_EDGES.size - 1)])
 
 
 @dataclass(frozen=True)

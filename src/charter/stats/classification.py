@@ -747,6 +747,21 @@ def classification_report(
 # --------------------------------------------------------------------------------------------
 
 
+def _accumulator_edges(edges: ArrayLike | None) -> FloatArray:
+    """A writable copy of ``edges`` (default: 1,000 equal bins on [0, 1]), checked to be at least
+    two finite, strictly increasing values."""
+    if edges is None:
+        return _uniform_edges(DEFAULT_ACCUMULATOR_BINS)
+    e = _array(edges, "edges").astype(np.float64, copy=True)
+    if e.size < 2 or not bool(np.all(np.isfinite(e))) or not bool(np.all(np.diff(e) > 0)):
+        raise InvalidArgument(
+            "edges must be at least two finite, strictly increasing values",
+            field="edges",
+            remedy="pass sorted distinct bin edges, e.g. np.linspace(0, 1, 1001)",
+        )
+    return e
+
+
 class BinnedScoreAccumulator:
     """Mergeable per-bin counts of bads and goods over fixed score edges.
 
@@ -771,16 +786,7 @@ class BinnedScoreAccumulator:
     """
 
     def __init__(self, edges: ArrayLike | None = None) -> None:
-        if edges is None:
-            e = _uniform_edges(DEFAULT_ACCUMULATOR_BINS)
-        else:
-            e = _array(edges, "edges").astype(np.float64, copy=True)
-            if e.size < 2 or not bool(np.all(np.isfinite(e))) or not bool(np.all(np.diff(e) > 0)):
-                raise InvalidArgument(
-                    "edges must be at least two finite, strictly increasing values",
-                    field="edges",
-                    remedy="pass sorted distinct bin edges, e.g. np.linspace(0, 1, 1001)",
-                )
+        e = _accumulator_edges(edges)
         e.setflags(write=False)
         self._edges: FloatArray = e
         m = e.size - 1

@@ -91,12 +91,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from charter.errors import InvalidArgument
 from charter.stats.classification import (
-    DEFAULT_ACCUMULATOR_BINS,
+    _accumulator_edges,
     _array,
     _bin_ids,
     _json_float,
     _threshold,
-    _uniform_edges,
 )
 
 __all__ = [
@@ -198,23 +197,14 @@ class EstimatedMetrics:
 
 
 def _edges(edges: ArrayLike | None) -> FloatArray:
-    if edges is None:
-        e = _uniform_edges(DEFAULT_ACCUMULATOR_BINS)
-    else:
-        e = _array(edges, "edges").astype(np.float64, copy=True)
-        if e.size < 2 or not bool(np.all(np.isfinite(e))) or not bool(np.all(np.diff(e) > 0)):
-            raise InvalidArgument(
-                "edges must be at least two finite, strictly increasing values",
-                field="edges",
-                remedy="pass sorted distinct bin edges, e.g. np.linspace(0, 1, 1001)",
-            )
-        if e[0] != 0.0 or e[-1] != 1.0:
-            raise InvalidArgument(
-                f"edges must run from 0 to 1 (every probability needs a bin), got "
-                f"{float(e[0])} to {float(e[-1])}",
-                field="edges",
-                remedy="start the edges at 0.0 and end them at 1.0",
-            )
+    e = _accumulator_edges(edges)
+    if e[0] != 0.0 or e[-1] != 1.0:
+        raise InvalidArgument(
+            f"edges must run from 0 to 1 (every probability needs a bin), got "
+            f"{float(e[0])} to {float(e[-1])}",
+            field="edges",
+            remedy="start the edges at 0.0 and end them at 1.0",
+        )
     e.setflags(write=False)
     return e
 
