@@ -157,7 +157,9 @@ class DriftReport:
 
 def _plot_bins(p: NumericProfile, ref: np.ndarray, cur: np.ndarray, lo: float, hi: float) -> tuple:
     """Densities over about PLOT_BINS reference-quantile bins clipped to the observed range."""
-    if not hi > lo:  # a constant column: one bar of unit width around the value
+    # A constant column (or one whose range is subnormal, where densities would overflow): one
+    # bar of unit width around the value.
+    if not hi - lo >= np.finfo(np.float64).tiny:
         return (lo - 0.5, lo + 0.5), (1.0 if ref.sum() else 0.0,), (1.0 if cur.sum() else 0.0,)
     inner = np.arange(p.cuts.size)
     step = max(1, inner.size // PLOT_BINS)
