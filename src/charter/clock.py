@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,23 @@ def iso(ts: datetime) -> str:
     if ts.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_second: tuple[int, str] = (-1, "")
+
+
+def now_iso() -> str:
+    """``iso(system_clock())`` without building a datetime: the scoring path stamps every
+    decision, and strftime per call cost more than the rest of the stamp. The text of the
+    current second is kept and only the microseconds are formatted."""
+    global _second
+    us = time.time_ns() // 1000
+    seconds, micros = divmod(us, 1_000_000)
+    cached = _second
+    if cached[0] != seconds:
+        cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _second = cached  # one tuple, replaced whole: safe to share between threads
+    return f"{cached[1]}.{micros:06d}Z"
 
 
 def parse_iso(text: str) -> datetime:

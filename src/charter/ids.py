@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
+
+_RAND_A = (1 << 12) - 1
+_RAND_B = (1 << 62) - 1
 
 
 def uuid7() -> str:
+    """A version-7 UUID in its canonical text form (built as an integer: ``uuid.UUID`` cost
+    more than the rest on the scoring path)."""
     ms = time.time_ns() // 1_000_000
-    raw = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
-    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 9562 variant
-    return str(uuid.UUID(bytes=bytes(raw)))
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 random bits; 74 are used
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76  # version 7
+        | (rand >> 62 & _RAND_A) << 64
+        | 0b10 << 62  # RFC 9562 variant
+        | rand & _RAND_B
+    )
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import gc
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -24,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select, text
 from starlette.background import BackgroundTask
 
-from charter.clock import iso, system_clock
+from charter.clock import iso, now_iso, system_clock
 from charter.entities import Actor, Role
 from charter.errors import (
     AuthenticationFailed,
@@ -50,6 +50,7 @@ from charter.serving.decision_log import DecisionLog, DecisionRecord, get_decisi
 from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
+from charter.serving.shadow import ShadowWorker
 from charter.serving.validation import FieldError, RequestInvalid, check_text, parse_json
 from charter.storage.schema import decisions, outcomes
 
@@ -112,6 +113,11 @@ class Metrics:
         self.shadow_scored = Counter(
             "charter_shadow_scored", "Shadow scores", ["model", "shadow_version"], registry=r
         )
+        self.shadow_dropped = Counter(
+            "charter_shadow_dropped",
+            "Requests not shadow-scored because the shadow queue was full",
+            registry=r,
+        )
         self._served: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
 
     def served(self, model: str, version: int, variant: str) -> tuple[Any, Any, Any]:
@@ -135,8 +141,14 @@ class Service:
     runtime: Runtime
     decision_log: DecisionLog
     metrics: Metrics
+    shadows: ShadowWorker
     refresh_seconds: float = 1.0
     _tokens: dict[str, tuple[float, Actor]] = field(default_factory=dict)
+
+    async def queue_shadow(self, job: Callable[[], None]) -> None:
+        """Hand shadow work to the shadow thread (async, so that a response's background task
+        runs it inline instead of in a thread pool)."""
+        self.shadows.submit(job)
 
     def actor(self, request: Request, roles: tuple[Role, ...]) -> Actor:
         return self.authorize(request.headers.get("authorization", ""), roles)
@@ -259,7 +271,8 @@ def create_app(
         registry=registry,
         runtime=Runtime(registry),
         decision_log=decision_log or DecisionLog(registry.db),
-        metrics=Metrics(),
+        metrics=(prom := Metrics()),
+        shadows=ShadowWorker(on_drop=prom.shadow_dropped.inc),
         refresh_seconds=refresh_seconds,
     )
     svc.metrics.registry.register(_DecisionLogCollector(svc.decision_log))
@@ -291,6 +304,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         svc.decision_log.start()
+        svc.shadows.start()
         svc.runtime.refresh()
         # Everything loaded so far (numpy, scikit-learn, models) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise pause every request in
@@ -307,6 +321,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            svc.shadows.stop()  # the queued shadow work is logged before the log stops
             svc.decision_log.stop()
 
     app = CharterAPI(
@@ -391,7 +406,7 @@ def create_app(
             decision=served.decide(score),
             reason_codes=reasons,
             latency_ms=(time.perf_counter() - start) * 1000,
-            created_at=iso(system_clock()),
+            created_at=now_iso(),
         )
         # The shadows get the request's own features (they may use inputs the routed version
         # does not), each checked by the shadow's validator in shadow_task.
@@ -449,7 +464,7 @@ def create_app(
         status, payload, shadow = await score_core(
             name, request.headers.get("authorization", ""), request.stream()
         )
-        task = BackgroundTask(shadow) if shadow is not None else None
+        task = BackgroundTask(svc.queue_shadow, shadow) if shadow is not None else None
         return JSONResponse(payload, status_code=status, background=task)
 
     async def score_core(
@@ -491,9 +506,9 @@ def create_app(
         except (RequestInvalid, ScoringFailed) as e:
             svc.metrics.errors.labels(name, e.code).inc()
             return e.http_status, {"error": e.to_dict()}, None
-        futures = [svc.decision_log.submit(rec) for rec, _, _ in scored]
+        futures = [svc.decision_log.submit_async(rec) for rec, _, _ in scored]
         try:
-            logged = [await asyncio.wrap_future(f) for f in futures]
+            logged = [await f for f in futures]
         except CharterError as e:
             svc.metrics.errors.labels(name, e.code).inc()
             return 503, {"error": e.to_dict()}, None
@@ -517,7 +532,7 @@ def create_app(
         return 200, ({"results": results} if batch else results[0]), shadow
 
     app.state.score_core = score_core
-    app.add_middleware(FastScorePath, core=score_core)
+    app.fast_score = FastScorePath(score_core, svc)
     add_v2_routes(app, svc, score_core)
 
     from charter.web import create_router  # the dashboard: server-rendered pages under /ui
@@ -699,20 +714,20 @@ ScoreCore = Callable[
 
 
 class FastScorePath:
-    """Pure ASGI middleware that answers ``POST /v1/models/{name}/score`` itself, skipping the
-    router, dependency injection and response classes (the same ``score_core`` the documented
-    route calls); everything else goes on to FastAPI. Shadow work runs in a thread after the
-    response has been sent."""
+    """Answers ``POST /v1/models/{name}/score`` in raw ASGI, before FastAPI's middleware, router,
+    dependency injection and response classes (the same ``score_core`` the documented route
+    calls); ``CharterAPI`` asks it first and passes everything else to FastAPI. Shadow work is
+    queued for the shadow thread after the response has been sent."""
 
     PREFIX = "/v1/models/"
     SUFFIX = "/score"
 
-    def __init__(self, app: Any, core: ScoreCore) -> None:
-        self.app = app
+    def __init__(self, core: ScoreCore, svc: Service) -> None:
         self.core = core
-        self._pending: set[asyncio.Future[None]] = set()
+        self.svc = svc
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
+        """Answer the request if it is a scoring request (True), else leave it (False)."""
         path = scope.get("path", "")
         if (
             scope["type"] != "http"
@@ -720,12 +735,10 @@ class FastScorePath:
             or not path.startswith(self.PREFIX)
             or not path.endswith(self.SUFFIX)
         ):
-            await self.app(scope, receive, send)
-            return
+            return False
         name = path[len(self.PREFIX) : -len(self.SUFFIX)]
         if not name or "/" in name:
-            await self.app(scope, receive, send)
-            return
+            return False
         auth = ""
         for key, value in scope["headers"]:
             if key == b"authorization":
@@ -741,8 +754,19 @@ class FastScorePath:
                 yield message.get("body", b"")
                 more = message.get("more_body", False)
 
-        status, payload, shadow = await self.core(name, auth, chunks())
-        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        try:
+            status, payload, shadow = await self.core(name, auth, chunks())
+        except Exception:  # a bug: answer as FastAPI's error middleware would, but in JSON
+            log.exception("the scoring path failed")
+            status, shadow = 500, None
+            payload = {
+                "error": {
+                    "code": "internal_error",
+                    "message": "the service failed on this request",
+                    "remedy": "retry; report the server log to the platform team",
+                }
+            }
+        body = orjson.dumps(payload)
         await send(
             {
                 "type": "http.response.start",
@@ -755,9 +779,8 @@ class FastScorePath:
         )
         await send({"type": "http.response.body", "body": body})
         if shadow is not None:
-            fut = asyncio.get_running_loop().run_in_executor(None, shadow)
-            self._pending.add(fut)
-            fut.add_done_callback(self._pending.discard)
+            self.svc.shadows.submit(shadow)
+        return True
 
 
 class _DecisionLogCollector(Collector):
@@ -814,7 +837,15 @@ def _record_outcomes(svc: Service, items: list[tuple[str, int, str | None]]) -> 
 
 class CharterAPI(FastAPI):
     """FastAPI plus the request schemas the scoring route reads by hand (it parses strict JSON
-    itself, so FastAPI cannot infer them)."""
+    itself, so FastAPI cannot infer them), and the scoring fast path ahead of everything."""
+
+    fast_score: FastScorePath | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        fast = self.fast_score
+        if fast is not None and await fast.handle(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema:
@@ -897,4 +928,7 @@ def from_env() -> FastAPI:
     from charter.config import Settings
 
     registry = Registry.open(Settings.from_env())
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("SI", "0.005")))
     return create_app(registry, refresh_seconds=float(os.environ.get("CHARTER_REFRESH_SECONDS", 1)))

@@ -16,23 +16,25 @@ the service recovers by itself when the database does.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
-import json
 import logging
+import os
 import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
+import orjson
 from sqlalchemy import exc, select
 
 from charter.errors import StoreUnavailable
 from charter.storage import jsonutil
 from charter.storage.db import Database
-from charter.storage.schema import decisions, outcomes, scoring_errors, shadow_scores
+from charter.storage.schema import decisions, outcomes
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,9 @@ class DecisionRecord:
     created_at: str
 
     def values(self) -> tuple[Any, ...]:
-        """The row as a tuple in ``COLUMNS`` order, for the driver's executemany."""
+        """The row as a tuple in ``COLUMNS`` order, for the driver. The JSON columns are
+        compact with sorted keys, as ``jsonutil.dumps`` writes them (orjson writes some floats
+        in another notation, 0.00001 for 1e-05, which reads back as the same number)."""
         return (
             self.id,
             self.request_id,
@@ -60,13 +64,11 @@ class DecisionRecord:
             self.model_name,
             self.version,
             self.variant,
-            json.dumps(self.inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+            orjson.dumps(self.inputs, option=orjson.OPT_SORT_KEYS).decode(),
             self.score,
             self.threshold,
             self.decision,
-            json.dumps(
-                self.reason_codes, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            ),
+            orjson.dumps(self.reason_codes, option=orjson.OPT_SORT_KEYS).decode(),
             self.latency_ms,
             self.created_at,
         )
@@ -87,6 +89,25 @@ class DecisionRecord:
             "latency_ms": self.latency_ms,
             "created_at": self.created_at,
         }
+
+    @classmethod
+    def from_values(cls, v: tuple[Any, ...] | list[Any]) -> DecisionRecord:
+        """The inverse of :meth:`values` (a row read in ``COLUMNS`` order)."""
+        return cls(
+            id=v[0],
+            request_id=v[1],
+            entity_key=v[2],
+            model_name=v[3],
+            version=int(v[4]),
+            variant=v[5],
+            inputs=jsonutil.loads(v[6]),
+            score=float(v[7]),
+            threshold=float(v[8]),
+            decision=v[9],
+            reason_codes=jsonutil.loads(v[10]),
+            latency_ms=float(v[11]),
+            created_at=v[12],
+        )
 
     @classmethod
     def from_row(cls, r: Any) -> DecisionRecord:
@@ -114,14 +135,63 @@ class Logged:
     duplicate: bool
 
 
+# Rows per INSERT: at 13 columns, 6,500 parameters, well inside SQLite's and PostgreSQL's limits.
+ROWS_PER_STATEMENT = 500
+
 COLUMNS = (
     "id", "request_id", "entity_key", "model_name", "version", "variant", "inputs", "score",
     "threshold", "decision", "reason_codes", "latency_ms", "created_at",
 )  # fmt: skip
 
+SHADOW_COLUMNS = (
+    "decision_id", "model_name", "version", "score", "decision", "latency_ms", "created_at",
+)  # fmt: skip
+
+ERROR_COLUMNS = ("model_name", "version", "variant", "message", "created_at")
+# (INSERT head, columns per row, tail) for _values_sql
+DECISIONS_SQL = (
+    f"INSERT INTO decisions ({', '.join(COLUMNS)})",
+    len(COLUMNS),
+    " ON CONFLICT (request_id) DO NOTHING",
+)
+SHADOWS_SQL = (f"INSERT INTO shadow_scores ({', '.join(SHADOW_COLUMNS)})", len(SHADOW_COLUMNS), "")
+ERRORS_SQL = (f"INSERT INTO scoring_errors ({', '.join(ERROR_COLUMNS)})", len(ERROR_COLUMNS), "")
+
 _STOP = object()
 CHECKPOINT_SECONDS = 5.0
 log = logging.getLogger("charter.serving")
+
+# Who waits for a decision's commit: a thread (a concurrent Future) or a coroutine (an event
+# loop and a future of that loop).
+Waiter: TypeAlias = "Future[Logged] | tuple[asyncio.AbstractEventLoop, asyncio.Future[Logged]]"
+Outcome: TypeAlias = "Logged | BaseException"
+
+
+def _settle(settled: list[tuple[Waiter, Outcome]]) -> None:
+    """Hand each waiter its outcome. Futures of an event loop are resolved on that loop, all of
+    one group commit in one call: one wake-up of the loop per commit, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Logged], Outcome]]] = {}
+    for waiter, outcome in settled:
+        if isinstance(waiter, tuple):
+            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+        elif not waiter.done():
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve_on_loop, pairs)
+
+
+def _resolve_on_loop(pairs: list[tuple[asyncio.Future[Logged], Outcome]]) -> None:
+    for fut, outcome in pairs:
+        if fut.done():  # cancelled: the request went away
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
 
 
 class DecisionLog:
@@ -133,15 +203,14 @@ class DecisionLog:
         # SQLite lets one writer in at a time and makes the others poll with growing sleeps
         # (tens of milliseconds). Worker processes queue on a file lock instead, which the
         # kernel hands over the moment it is released.
-        mark = "?" if db.dialect == "sqlite" else "%s"
-        self._insert_sql = (
-            f"INSERT INTO decisions ({', '.join(COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(COLUMNS))}) "
-            "ON CONFLICT (request_id) DO NOTHING"
-        )
+        self._mark = "?" if db.dialect == "sqlite" else "%s"
+        self._sql: dict[tuple[str, int], str] = {}
+        self._conn: Any = None  # the writer thread's driver connection, and its database
+        self._conn_db: Database | None = None
         self._lock_path: str | None = None
         if db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
             self._lock_path = f"{db.engine.url.database}.decision-log.lock"
+        self._lock_fd: int | None = None
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
@@ -184,6 +253,14 @@ class DecisionLog:
         self._q.put(("decision", record, fut))
         return fut
 
+    def submit_async(self, record: DecisionRecord) -> asyncio.Future[Logged]:
+        """``submit`` for a coroutine on the running event loop: the future is resolved on the
+        loop together with the rest of its group commit."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Logged] = loop.create_future()
+        self._q.put(("decision", record, (loop, fut)))
+        return fut
+
     def submit_error(self, row: dict[str, Any]) -> None:
         """A request a model failed to score (for the canary's error guardrail), best-effort."""
         self._q.put(("error", row, None))
@@ -194,6 +271,15 @@ class DecisionLog:
 
     # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._close_connection()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _loop(self) -> None:
         while True:
             item = self._q.get()
             if item is _STOP:
@@ -210,93 +296,95 @@ class DecisionLog:
                     break
                 batch.append(nxt)
             try:
-                self._write(batch)
+                settled = self._write(batch)
             except Exception as e:  # a bug must not kill the writer and leave requests waiting
                 log.exception("the decision-log writer failed on a batch")
-                for _kind, _rec, fut in batch:
-                    if fut is not None and not fut.done():
-                        fut.set_exception(
-                            StoreUnavailable(
-                                f"the decision log failed: {e!r}",
-                                remedy="retry; report the server log to the platform team",
-                            )
-                        )
+                err = StoreUnavailable(
+                    f"the decision log failed: {e!r}",
+                    remedy="retry; report the server log to the platform team",
+                )
+                settled = [(w, err) for _kind, _rec, w in batch if w is not None]
+            _settle(settled)
             if stop:
                 return
 
-    def _write(self, batch: list[tuple[str, Any, Future[Logged] | None]]) -> None:
-        main = [(rec, fut) for kind, rec, fut in batch if kind == "decision" and fut is not None]
+    def _write(self, batch: list[tuple[str, Any, Waiter | None]]) -> list[tuple[Waiter, Outcome]]:
+        """Write one group; the outcome of every waiter in it (nothing is settled here)."""
+        main = [(rec, w) for kind, rec, w in batch if kind == "decision" and w is not None]
         shadows = [rec for kind, rec, _ in batch if kind == "shadow"]
         failures = [rec for kind, rec, _ in batch if kind == "error"]
         # Repeated request ids within one batch: the first is written, the others follow it.
         first: dict[str, DecisionRecord] = {}
-        followers: list[tuple[DecisionRecord, Future[Logged]]] = []
-        unique: list[tuple[DecisionRecord, Future[Logged]]] = []
-        for rec, fut in main:
+        followers: list[tuple[DecisionRecord, Waiter]] = []
+        unique: list[tuple[DecisionRecord, Waiter]] = []
+        for rec, w in main:
             if rec.request_id in first:
-                followers.append((rec, fut))
+                followers.append((rec, w))
             else:
                 first[rec.request_id] = rec
-                unique.append((rec, fut))
+                unique.append((rec, w))
         try:
-            results = self._insert(unique, shadows, failures)
-        except (StoreUnavailable, exc.SQLAlchemyError, OSError) as e:
-            # The database failed: nothing in this batch is acknowledged.
-            err = StoreUnavailable(
-                f"the decision log cannot be written: {str(e).splitlines()[0] if str(e) else e!r}",
-                remedy="retry later; the service recovers by itself when the database does",
-            )
-            for _, fut in main:
-                if not fut.done():
-                    fut.set_exception(err)
-            return
-        for (_rec, fut), logged in zip(unique, results, strict=True):
-            fut.set_result(logged)
+            results = self._insert([r for r, _ in unique], shadows, failures)
+        except StoreUnavailable as e:  # the database failed: nothing in this batch is kept
+            return [(w, e) for _, w in main]
+        except (exc.SQLAlchemyError, OSError) as e:
+            return [(w, _unavailable(e)) for _, w in main]
+        settled: list[tuple[Waiter, Outcome]] = [
+            (w, logged) for (_rec, w), logged in zip(unique, results, strict=True)
+        ]
         by_id = {r.record.request_id: r.record for r in results}
-        for rec, fut in followers:
-            fut.set_result(Logged(by_id[rec.request_id], duplicate=True))
+        settled.extend((w, Logged(by_id[rec.request_id], duplicate=True)) for rec, w in followers)
+        return settled
 
     @contextlib.contextmanager
     def _writer_turn(self) -> Iterator[None]:
         if self._lock_path is None:
             yield
             return
-        with open(self._lock_path, "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        if self._lock_fd is None:  # opened once: the writer takes its turn per group
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._lock_fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _insert(
         self,
-        items: list[tuple[DecisionRecord, Future[Logged]]],
+        recs: list[DecisionRecord],
         shadows: list[dict[str, Any]],
         failures: list[dict[str, Any]] | None = None,
     ) -> list[Logged]:
+        # The rows are encoded before this process takes its turn: the other workers wait for
+        # the turn, not for this one's JSON encoding.
+        rows = [r.values() for r in recs]
+        shadow_rows = [tuple(s[c] for c in SHADOW_COLUMNS) for s in shadows]
         with self._writer_turn():
-            return self._insert_locked(items, shadows, failures or [])
+            return self._insert_locked(recs, rows, shadow_rows, failures or [])
 
     def _insert_locked(
         self,
-        items: list[tuple[DecisionRecord, Future[Logged]]],
-        shadows: list[dict[str, Any]],
-        failures: list[dict[str, Any]] | None = None,
+        recs: list[DecisionRecord],
+        rows: list[tuple[Any, ...]],
+        shadow_rows: list[tuple[Any, ...]],
+        failures: list[dict[str, Any]],
     ) -> list[Logged]:
-        recs = [r for r, _ in items]
+        dbapi = self.db.engine.dialect.dbapi
+        assert dbapi is not None
         try:
-            with self.db.write(registry_lock=False) as conn:
-                # Straight to the driver's executemany (the SQL layer's per-row processing cost
-                # more than the insert itself). A request id logged before is skipped by the
-                # database; only when the count says some were skipped do we read which.
-                inserted = (
-                    conn.exec_driver_sql(self._insert_sql, [r.values() for r in recs]).rowcount
-                    if recs
-                    else 0
-                )
+            with self._transaction() as cur:
+                # One multi-row INSERT per table: the driver binds the whole group in one call
+                # and the database inserts it in one step. A request id logged before is
+                # skipped by the database; only when the count says some were skipped do we
+                # read which.
+                inserted = 0
+                for chunk in _chunks(rows, ROWS_PER_STATEMENT):
+                    cur.execute(self._values_sql(DECISIONS_SQL, len(chunk)), _flat(chunk))
+                    inserted += cur.rowcount
                 existing: dict[str, DecisionRecord] = {}
                 if inserted != len(recs):
-                    stored = self._existing(conn, [r.request_id for r in recs])
+                    stored = self._existing_in(cur, [r.request_id for r in recs])
                     for r in recs:
                         if r.request_id not in stored:
                             raise RuntimeError(
@@ -304,13 +392,18 @@ class DecisionLog:
                             )
                         if stored[r.request_id].id != r.id:
                             existing[r.request_id] = stored[r.request_id]
-                if shadows:
-                    conn.execute(shadow_scores.insert(), shadows)
+                for chunk in _chunks(shadow_rows, ROWS_PER_STATEMENT):
+                    cur.execute(self._values_sql(SHADOWS_SQL, len(chunk)), _flat(chunk))
                 if failures:
-                    conn.execute(scoring_errors.insert(), failures)
-        except exc.IntegrityError:
+                    cur.executemany(
+                        self._values_sql(ERRORS_SQL, 1),
+                        [tuple(f[c] for c in ERROR_COLUMNS) for f in failures],
+                    )
+        except dbapi.IntegrityError:
             # Another constraint than the request id failed: take the rows one at a time.
             return [self._insert_one(r) for r in recs]
+        except dbapi.Error as e:
+            raise _unavailable(e) from e
         new = [r for r in recs if r.request_id not in existing]
         self.batches += 1
         self.rows += len(new)
@@ -318,6 +411,64 @@ class DecisionLog:
             Logged(existing[r.request_id], True) if r.request_id in existing else Logged(r, False)
             for r in recs
         ]
+
+    # -- the writer's own connection ------------------------------------------------------------
+    def _values_sql(self, template: tuple[str, int, str], n: int) -> str:
+        """``INSERT ... VALUES (...), (...) ...`` for ``n`` rows, built once per size."""
+        key = (template[0], n)
+        sql = self._sql.get(key)
+        if sql is None:
+            head, width, tail = template
+            one = "(" + ", ".join([self._mark] * width) + ")"
+            sql = f"{head} VALUES {', '.join([one] * n)}{tail}"
+            self._sql[key] = sql
+        return sql
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """One transaction on the writer thread's own driver connection. The SQL layer's work
+        per statement (pool checkout, events, result wrapping) cost more than the inserts, and
+        it ran while the other workers waited for their turn."""
+        if self._conn is None or self._conn_db is not self.db:
+            self._close_connection()
+            self._conn = self.db.engine.raw_connection()
+            self._conn_db = self.db
+        conn = self._conn
+        try:
+            cur = conn.cursor()
+            if self.db.dialect == "sqlite":
+                cur.execute("BEGIN IMMEDIATE")  # the connection is in autocommit mode
+            yield cur
+            conn.commit()
+        except BaseException:
+            # Whatever failed, the connection may be broken: roll back, drop it, and open a new
+            # one for the next group (so the service recovers when the database does).
+            self._close_connection(broken=True)
+            raise
+
+    def _close_connection(self, broken: bool = False) -> None:
+        conn, self._conn, self._conn_db = self._conn, None, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if broken:
+                conn.rollback()
+                conn.invalidate()  # its state is unknown: never hand it to anyone else
+            else:
+                conn.close()
+
+    def _existing_in(self, cur: Any, request_ids: list[str]) -> dict[str, DecisionRecord]:
+        found: dict[str, DecisionRecord] = {}
+        for chunk in _chunks(request_ids, ROWS_PER_STATEMENT):
+            cur.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM decisions WHERE request_id IN "
+                f"({', '.join([self._mark] * len(chunk))})",
+                chunk,
+            )
+            for values in cur.fetchall():
+                rec = DecisionRecord.from_values(values)
+                found[rec.request_id] = rec
+        return found
 
     def _insert_one(self, rec: DecisionRecord) -> Logged:
         try:
@@ -331,10 +482,27 @@ class DecisionLog:
 
     @staticmethod
     def _existing(conn: Any, request_ids: list[str]) -> dict[str, DecisionRecord]:
+        """The decisions logged under ``request_ids``, read through the SQL layer."""
         if not request_ids:
             return {}
         rows = conn.execute(select(decisions).where(decisions.c.request_id.in_(request_ids)))
         return {r.request_id: DecisionRecord.from_row(r) for r in rows}
+
+
+def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def _flat(rows: list[tuple[Any, ...]]) -> list[Any]:
+    return [v for row in rows for v in row]
+
+
+def _unavailable(e: Exception) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the decision log cannot be written: {str(e).splitlines()[0] if str(e) else e!r}",
+        remedy="retry later; the service recovers by itself when the database does",
+    )
 
 
 def get_decision(db: Database, decision_id: str) -> DecisionRecord | None:

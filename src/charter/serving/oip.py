@@ -796,7 +796,7 @@ def add_v2_routes(app: FastAPI, svc: Service, score_core: ScoreCore) -> None:
             "id": plan.id,
             "outputs": outputs,
         }
-        task = BackgroundTask(shadow) if shadow is not None else None
+        task = BackgroundTask(svc.queue_shadow, shadow) if shadow is not None else None
         return _json(response, background=task)
 
     meta = _responses(_MODEL_METADATA, 401, 403, 404)

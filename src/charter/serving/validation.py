@@ -21,14 +21,24 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from charter.entities import FeatureSpec, FeatureType
 from charter.errors import InvalidArgument
 
 MAX_STRING = 1000
+_NUMBER, _WHOLE, _BOOL, _TEXT = "number", "whole", "bool", "text"
+_KIND = {
+    FeatureType.NUMERIC: _NUMBER,
+    FeatureType.INTEGER: _WHOLE,
+    FeatureType.BOOLEAN: _BOOL,
+}
+_BIG_INT = 2**1023  # an int this large or larger may not convert to a float
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,17 @@ def _reject_constant(token: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity tokens, bounded nesting."""
+    """Strict JSON: UTF-8, no NaN/Infinity tokens, bounded nesting.
+
+    orjson parses a good body about three times faster than the standard library. A body it
+    refuses is parsed again by the standard library, which gives the refusals their field-level
+    meaning: a literal such as 1e400 becomes infinity and is refused by the feature check as
+    "must be finite" with the feature named, and a lone surrogate escape is refused by the text
+    check, instead of one opaque "not valid JSON"."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -121,6 +141,20 @@ class InputValidator:
             name: frozenset(c for c in cats if check_text(c, name, []))
             for name, cats in self._cats.items()
         }
+        # The plan of the fast path: (name, kind, low, high, categories, nullable) per feature.
+        # Without bounds a number need only be finite: +-max float keeps NaN and infinities out
+        # with the same comparison.
+        self._plan = tuple(
+            (
+                f.name,
+                _KIND.get(f.type, _TEXT),
+                self._bounds.get(f.name, (-sys.float_info.max, sys.float_info.max))[0],
+                self._bounds.get(f.name, (-sys.float_info.max, sys.float_info.max))[1],
+                self._valid_cats.get(f.name),
+                f.nullable,
+            )
+            for f in self.schema
+        )
 
     def validate(
         self, features: Any, path: str = "features", also: frozenset[str] = frozenset()
@@ -128,10 +162,52 @@ class InputValidator:
         """The model's features from ``features``, checked. Names in ``also`` (the features of
         the other versions serving the same model, e.g. a challenger without one input) are
         accepted and ignored, so a caller can send one request whichever version it reaches."""
+        if type(features) is dict:
+            fast = self._fast(features, also)
+            if fast is not None:
+                return fast
         errors: list[FieldError] = []
         out = self._check(features, path, errors, also)
         if errors:
             raise RequestInvalid(errors)
+        return out
+
+    def _fast(self, features: dict[str, Any], also: frozenset[str]) -> dict[str, Any] | None:
+        """The checked features of a request with nothing wrong, or None at the first doubt;
+        the full check then runs and names every problem. For a valid request both return the
+        same dict (a property test holds them to it); this one skips building messages."""
+        known = self._known
+        for key in features:
+            if key not in known and key not in also:
+                return None
+        out: dict[str, Any] = {}
+        for name, kind, low, high, cats, nullable in self._plan:
+            v = features.get(name)
+            if v is None:
+                if not nullable:
+                    return None
+                out[name] = None
+            elif kind is _NUMBER or kind is _WHOLE:
+                t = type(v)
+                if t is float:
+                    x = v
+                elif t is int:
+                    if not -_BIG_INT < v < _BIG_INT:  # float() could overflow: let the check say so
+                        return None
+                    x = float(v)
+                else:
+                    return None
+                if not low <= x <= high or (kind is _WHOLE and not x.is_integer()):
+                    return None
+                out[name] = x
+            elif kind is _BOOL:
+                if v is not True and v is not False:
+                    return None
+                out[name] = v
+            elif cats is not None and type(v) is str and v in cats:
+                out[name] = v
+            else:  # text outside the training categories, or not text: the full check decides
+                return None
         return out
 
     def _check(

@@ -1,0 +1,66 @@
+"""Shadow scoring off the response path: one background thread per worker process.
+
+The champion's response never waits for a shadow. Each scored request hands its shadow work to
+this thread after the response has been sent; the thread scores and logs it in arrival order.
+Handing work to one long-lived thread costs a queue put, where a thread pool per request cost a
+pool future, a thread wake-up and a wake-up of the event loop when the pool finished.
+
+The queue is bounded: a shadow that cannot keep up (a slow model under a burst) must not grow the
+process without limit. When ``max_pending`` jobs are waiting, new ones are dropped and counted
+(``charter_shadow_dropped``): a shadow comparison is a sample of the traffic, and the count says
+how large a sample it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("charter.serving")
+
+
+class ShadowWorker:
+    def __init__(
+        self, *, max_pending: int = 10_000, on_drop: Callable[[], None] | None = None
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self.max_pending = max_pending
+        self.on_drop = on_drop
+        self.dropped = 0
+        self._q: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="charter-shadow", daemon=True)
+            self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Queue ``job``; False (and counted) when the queue is full."""
+        if self._q.qsize() >= self.max_pending:
+            self.dropped += 1
+            if self.on_drop is not None:
+                self.on_drop()
+            return False
+        self._q.put(job)
+        return True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the jobs already queued, then end the thread."""
+        if self._thread is not None:
+            self._q.put(None)  # the end
+            self._thread.join(timeout=timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # a shadow's fault must never end shadow scoring
+                log.exception("a shadow job failed")
