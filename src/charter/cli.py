@@ -1370,8 +1370,6 @@ def serve(
     """Serve every model with a champion over HTTP (scoring, decisions, outcomes, metrics)."""
     import os
 
-    import uvicorn
-
     if workers < 1:
         raise InvalidArgument("workers must be at least 1", field="workers", remedy="--workers 2")
     Registry.open(Settings.from_env()).db.dispose()  # fail early, with a clear message
@@ -1382,14 +1380,9 @@ def serve(
     os.environ["CHARTER_REFRESH_SECONDS"] = str(refresh_seconds)
     out.print(f"serving on http://{host}:{port} with {workers} worker(s)")
     out.print(f"dashboard at http://{host}:{port}/ui/ (sign in with a Charter token)")
-    uvicorn.run(
-        "charter.serving.app:from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    from charter.serving import server
+
+    server.run(host, port, workers)
 
 
 # ---------------------------------------------------------------------------------------- demo

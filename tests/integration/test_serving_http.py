@@ -88,11 +88,20 @@ def test_5000_requests_at_concurrency_16_lose_and_duplicate_nothing(
     assert tuple(rows) == (n, n)
 
 
-def _serve(home: Path, url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(home: Path, url: str, port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     env = dict(os.environ, CHARTER_HOME=str(home), CHARTER_DATABASE_URL=url)
     with open(log, "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "charter.cli", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "charter.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -180,3 +189,72 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
             )
         ).one()
     assert n == distinct
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(c) for c in f.read().split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+def test_two_workers_share_the_port_and_end_with_a_killed_parent(
+    served: Served, database_url: str, tmp_path: Path
+) -> None:
+    home = Path(str(served.registry.artifacts.root)).parent
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = _serve(home, database_url, port, log, workers=2)
+    client = Client(port, served.token)
+    try:
+        _wait_ready(port, proc, log)
+        children = _children(proc.pid)  # the workers and multiprocessing's resource tracker
+        workers = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        assert len(workers) == 2, children
+
+        def one(i: int) -> tuple[int, Any]:
+            body = {"request_id": f"two-{i}", "features": served.rows[i % 1000]}
+            return client.post(f"/v1/models/{MODEL}/score", body)
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(one, range(400)))
+        assert all(status == 200 for status, _ in results)
+        with served.registry.db.read() as conn:
+            logged = conn.execute(
+                select(func.count()).where(decisions.c.request_id.like("two-%"))
+            ).scalar()
+        assert logged == 400
+        os.kill(proc.pid, signal.SIGKILL)  # the workers are told by the kernel, and end
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(_gone(c) for c in children), "a child outlived its parent"
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_port_in_use_is_refused_with_its_name(served: Served, database_url: str) -> None:
+    import socket
+
+    home = Path(str(served.registry.artifacts.root)).parent
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = dict(os.environ, CHARTER_HOME=str(home), CHARTER_DATABASE_URL=database_url)
+        r = subprocess.run(
+            [sys.executable, "-m", "charter.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr + r.stdout
