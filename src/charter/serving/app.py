@@ -46,7 +46,13 @@ from charter.errors import (
 from charter.ids import uuid7
 from charter.registry.service import Registry
 from charter.serving.compiled import reason_codes
-from charter.serving.decision_log import DecisionLog, DecisionRecord, get_decision, get_outcome
+from charter.serving.decision_log import (
+    DecisionLog,
+    DecisionQueue,
+    DecisionRecord,
+    get_decision,
+    get_outcome,
+)
 from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
@@ -139,7 +145,7 @@ class Metrics:
 class Service:
     registry: Registry
     runtime: Runtime
-    decision_log: DecisionLog
+    decision_log: DecisionQueue
     metrics: Metrics
     shadows: ShadowWorker
     refresh_seconds: float = 1.0
@@ -263,7 +269,7 @@ def create_app(
     registry: Registry,
     *,
     refresh_seconds: float = 1.0,
-    decision_log: DecisionLog | None = None,
+    decision_log: DecisionQueue | None = None,
     canary_seconds: float = 10.0,
 ) -> FastAPI:
     """The service over ``registry``'s database and artifacts."""
@@ -416,18 +422,30 @@ def create_app(
         for shadow_version in rt.policy.shadows:
             served = rt.versions[shadow_version]
             label = str(shadow_version)
+            scored = svc.metrics.shadow_scored.labels(rt.name, label)
+            disagreed = svc.metrics.shadow_disagreement.labels(rt.name, label)
+            # A shadow with the same feature schema as the version that answered takes that
+            # version's checked inputs; one with another schema checks the request itself.
+            same_schema = {
+                v: rt.versions[v].validator.schema == served.validator.schema
+                for v in {rec.version for rec, _ in items}
+            }
             for rec, raw in items:
                 t = time.perf_counter()
                 try:
-                    features = served.validator.validate(raw, "features", rt.accepted)
+                    features = (
+                        rec.inputs
+                        if same_schema[rec.version]
+                        else served.validator.validate(raw, "features", rt.accepted)
+                    )
                     s = float(served.scorer.score_one(features))
                 except (CharterError, ValueError, KeyError) as e:
                     log.warning("shadow v%s failed on %s: %s", shadow_version, rec.id, e)
                     continue
                 d = served.decide(s)
-                svc.metrics.shadow_scored.labels(rt.name, label).inc()
+                scored.inc()
                 if d != rec.decision:
-                    svc.metrics.shadow_disagreement.labels(rt.name, label).inc()
+                    disagreed.inc()
                 svc.decision_log.submit_shadow(
                     {
                         "decision_id": rec.id,
@@ -786,7 +804,7 @@ class FastScorePath:
 class _DecisionLogCollector(Collector):
     """Exports the writer's own counts: group commits and rows committed."""
 
-    def __init__(self, decision_log: DecisionLog) -> None:
+    def __init__(self, decision_log: DecisionQueue) -> None:
         self.decision_log = decision_log
 
     def collect(self) -> Iterable[Metric]:
@@ -926,9 +944,12 @@ def from_env() -> FastAPI:
     import os
 
     from charter.config import Settings
+    from charter.serving.shared_log import SOCKET_ENV, RemoteDecisionLog
 
     registry = Registry.open(Settings.from_env())
-    import sys
-
-    sys.setswitchinterval(float(os.environ.get("SI", "0.005")))
-    return create_app(registry, refresh_seconds=float(os.environ.get("CHARTER_REFRESH_SECONDS", 1)))
+    shared = os.environ.get(SOCKET_ENV)  # set by `charter serve` for workers of one SQLite store
+    return create_app(
+        registry,
+        refresh_seconds=float(os.environ.get("CHARTER_REFRESH_SECONDS", 1)),
+        decision_log=RemoteDecisionLog(shared) if shared else None,
+    )

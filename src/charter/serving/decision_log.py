@@ -23,10 +23,10 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 from sqlalchemy import exc, select
@@ -161,20 +161,87 @@ _STOP = object()
 CHECKPOINT_SECONDS = 5.0
 log = logging.getLogger("charter.serving")
 
-# Who waits for a decision's commit: a thread (a concurrent Future) or a coroutine (an event
-# loop and a future of that loop).
-Waiter: TypeAlias = "Future[Logged] | tuple[asyncio.AbstractEventLoop, asyncio.Future[Logged]]"
+
+class LogRow(Protocol):
+    """What the writer needs of a decision: its ids and its row in ``COLUMNS`` order."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def request_id(self) -> str: ...
+
+    def values(self) -> tuple[Any, ...]: ...
+
+
+class EncodedRow:
+    """A decision that arrives already encoded (from a worker, at the shared writer)."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+
+    @property
+    def id(self) -> str:
+        return str(self.row[0])
+
+    @property
+    def request_id(self) -> str:
+        return str(self.row[1])
+
+    def values(self) -> tuple[Any, ...]:
+        return self.row
+
+
+class Acknowledger(Protocol):
+    """Takes the results of a group commit for decisions that other processes wait for."""
+
+    def acknowledge(self, results: list[tuple[int, Result]]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A decision another process waits for: who to tell, and its number there."""
+
+    to: Acknowledger
+    seq: int
+
+
+# Who waits for a decision's commit: a thread (a concurrent Future), a coroutine (an event loop
+# and a future of that loop), or another process (Remote).
+Waiter: TypeAlias = (
+    "Future[Logged] | tuple[asyncio.AbstractEventLoop, asyncio.Future[Logged]] | Remote"
+)
+# What became of a decision: None (written now), the decision logged before under its request id,
+# or why nothing was written.
+Result: TypeAlias = "DecisionRecord | BaseException | None"
 Outcome: TypeAlias = "Logged | BaseException"
 
 
-def _settle(settled: list[tuple[Waiter, Outcome]]) -> None:
-    """Hand each waiter its outcome. Futures of an event loop are resolved on that loop, all of
-    one group commit in one call: one wake-up of the loop per commit, not one per request."""
+def _outcome(row: LogRow, result: Result) -> Outcome:
+    if isinstance(result, BaseException):
+        return result
+    if result is not None:
+        return Logged(result, True)
+    if isinstance(row, DecisionRecord):
+        return Logged(row, False)
+    return TypeError(f"decision {row.request_id!r} was submitted without its record")
+
+
+def settle(settled: Sequence[tuple[Waiter, LogRow, Result]]) -> None:
+    """Tell each waiter what became of its decision. Futures of an event loop are resolved on
+    that loop, all of one group commit in one call: one wake-up of the loop per commit, not one
+    per request; another process gets one message per group commit."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Logged], Outcome]]] = {}
-    for waiter, outcome in settled:
-        if isinstance(waiter, tuple):
-            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+    by_peer: dict[Acknowledger, list[tuple[int, Result]]] = {}
+    for waiter, row, result in settled:
+        if isinstance(waiter, Remote):
+            by_peer.setdefault(waiter.to, []).append((waiter.seq, result))
+        elif isinstance(waiter, tuple):
+            by_loop.setdefault(waiter[0], []).append((waiter[1], _outcome(row, result)))
         elif not waiter.done():
+            outcome = _outcome(row, result)
             if isinstance(outcome, BaseException):
                 waiter.set_exception(outcome)
             else:
@@ -182,6 +249,8 @@ def _settle(settled: list[tuple[Waiter, Outcome]]) -> None:
     for loop, pairs in by_loop.items():
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
             loop.call_soon_threadsafe(_resolve_on_loop, pairs)
+    for peer, results in by_peer.items():
+        peer.acknowledge(results)
 
 
 def _resolve_on_loop(pairs: list[tuple[asyncio.Future[Logged], Outcome]]) -> None:
@@ -194,12 +263,84 @@ def _resolve_on_loop(pairs: list[tuple[asyncio.Future[Logged], Outcome]]) -> Non
             fut.set_result(outcome)
 
 
-class DecisionLog:
+class DecisionQueue:
+    """What the service hands decisions to: a queue drained by one background thread, which
+    writes them (``DecisionLog``) or forwards them to the shared writer (``RemoteDecisionLog``)."""
+
+    def __init__(self, max_batch: int) -> None:
+        self.max_batch = max_batch
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Decisions submitted from an event loop, gathered over one turn of the loop and handed
+        # to the thread in one put: one wake-up of the thread per turn, not one per request.
+        self._gathered: dict[asyncio.AbstractEventLoop, list[tuple[str, Any, Waiter]]] = {}
+        self.batches = 0  # groups committed (or acknowledged), for metrics and tests
+        self.rows = 0
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def submit(self, record: DecisionRecord) -> Future[Logged]:
+        fut: Future[Logged] = Future()
+        self._q.put(("decision", record, fut))
+        return fut
+
+    def submit_async(self, record: DecisionRecord) -> asyncio.Future[Logged]:
+        """``submit`` for a coroutine on the running event loop: the future is resolved on the
+        loop together with the rest of its group commit."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Logged] = loop.create_future()
+        gathered = self._gathered.get(loop)
+        if gathered is None:
+            gathered = self._gathered[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathered.append(("decision", record, (loop, fut)))
+        return fut
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._q.put(("many", self._gathered.pop(loop), None))
+
+    def submit_error(self, row: dict[str, Any]) -> None:
+        """A request a model failed to score (for the canary's error guardrail), best-effort."""
+        self._q.put(("error", tuple(row[c] for c in ERROR_COLUMNS), None))
+
+    def submit_shadow(self, row: dict[str, Any]) -> None:
+        """Shadow scores are logged best-effort, off the response path."""
+        self._q.put(("shadow", tuple(row[c] for c in SHADOW_COLUMNS), None))
+
+    def _request_stop(self) -> None:
+        self._q.put(_STOP)
+
+    def _next_batch(self) -> tuple[list[tuple[str, Any, Waiter | None]], bool]:
+        """Wait for work, then take everything waiting (up to ``max_batch``); and whether to
+        stop after it."""
+        item = self._q.get()
+        if item is _STOP:
+            return [], True
+        batch: list[tuple[str, Any, Waiter | None]] = []
+        while True:
+            if item[0] == "many":
+                batch.extend(item[1])
+            else:
+                batch.append(item)
+            if len(batch) >= self.max_batch:
+                return batch, False
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return batch, False
+            if item is _STOP:
+                return batch, True
+
+
+class DecisionLog(DecisionQueue):
     """Group-commit writer of decisions (one background thread per process)."""
 
     def __init__(self, db: Database, *, max_batch: int = 512) -> None:
+        super().__init__(max_batch)
         self.db = db
-        self.max_batch = max_batch
         # SQLite lets one writer in at a time and makes the others poll with growing sleeps
         # (tens of milliseconds). Worker processes queue on a file lock instead, which the
         # kernel hands over the moment it is released.
@@ -211,12 +352,9 @@ class DecisionLog:
         if db.dialect == "sqlite" and db.engine.url.database not in (None, "", ":memory:"):
             self._lock_path = f"{db.engine.url.database}.decision-log.lock"
         self._lock_fd: int | None = None
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._stopping = threading.Event()
-        self.batches = 0  # committed groups, for metrics and tests
-        self.rows = 0
 
     def _checkpoints(self) -> None:
         while not self._stopping.wait(CHECKPOINT_SECONDS):
@@ -248,26 +386,9 @@ class DecisionLog:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def submit(self, record: DecisionRecord) -> Future[Logged]:
-        fut: Future[Logged] = Future()
-        self._q.put(("decision", record, fut))
-        return fut
-
-    def submit_async(self, record: DecisionRecord) -> asyncio.Future[Logged]:
-        """``submit`` for a coroutine on the running event loop: the future is resolved on the
-        loop together with the rest of its group commit."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Logged] = loop.create_future()
-        self._q.put(("decision", record, (loop, fut)))
-        return fut
-
-    def submit_error(self, row: dict[str, Any]) -> None:
-        """A request a model failed to score (for the canary's error guardrail), best-effort."""
-        self._q.put(("error", row, None))
-
-    def submit_shadow(self, row: dict[str, Any]) -> None:
-        """Shadow scores are logged best-effort, off the response path."""
-        self._q.put(("shadow", row, None))
+    def enqueue(self, kind: str, row: Any, waiter: Waiter | None) -> None:
+        """Queue a decision, shadow or error row as it arrived from another process."""
+        self._q.put((kind, row, waiter))
 
     # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -281,20 +402,9 @@ class DecisionLog:
 
     def _loop(self) -> None:
         while True:
-            item = self._q.get()
-            if item is _STOP:
+            batch, stop = self._next_batch()
+            if not batch:
                 return
-            batch = [item]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                batch.append(nxt)
             try:
                 settled = self._write(batch)
             except Exception as e:  # a bug must not kill the writer and leave requests waiting
@@ -303,20 +413,24 @@ class DecisionLog:
                     f"the decision log failed: {e!r}",
                     remedy="retry; report the server log to the platform team",
                 )
-                settled = [(w, err) for _kind, _rec, w in batch if w is not None]
-            _settle(settled)
+                settled = [(w, rec, err) for _kind, rec, w in batch if w is not None]
+            settle(settled)
             if stop:
                 return
 
-    def _write(self, batch: list[tuple[str, Any, Waiter | None]]) -> list[tuple[Waiter, Outcome]]:
-        """Write one group; the outcome of every waiter in it (nothing is settled here)."""
-        main = [(rec, w) for kind, rec, w in batch if kind == "decision" and w is not None]
+    def _write(
+        self, batch: list[tuple[str, Any, Waiter | None]]
+    ) -> list[tuple[Waiter, LogRow, Result]]:
+        """Write one group; what became of every waited-for decision (nothing is settled here)."""
+        main: list[tuple[LogRow, Waiter]] = [
+            (rec, w) for kind, rec, w in batch if kind == "decision" and w is not None
+        ]
         shadows = [rec for kind, rec, _ in batch if kind == "shadow"]
         failures = [rec for kind, rec, _ in batch if kind == "error"]
         # Repeated request ids within one batch: the first is written, the others follow it.
-        first: dict[str, DecisionRecord] = {}
-        followers: list[tuple[DecisionRecord, Waiter]] = []
-        unique: list[tuple[DecisionRecord, Waiter]] = []
+        first: dict[str, LogRow] = {}
+        followers: list[tuple[LogRow, Waiter]] = []
+        unique: list[tuple[LogRow, Waiter]] = []
         for rec, w in main:
             if rec.request_id in first:
                 followers.append((rec, w))
@@ -324,16 +438,22 @@ class DecisionLog:
                 first[rec.request_id] = rec
                 unique.append((rec, w))
         try:
-            results = self._insert([r for r, _ in unique], shadows, failures)
+            existing = self._insert([r for r, _ in unique], shadows, failures)
         except StoreUnavailable as e:  # the database failed: nothing in this batch is kept
-            return [(w, e) for _, w in main]
+            return [(w, rec, e) for rec, w in main]
         except (exc.SQLAlchemyError, OSError) as e:
-            return [(w, _unavailable(e)) for _, w in main]
-        settled: list[tuple[Waiter, Outcome]] = [
-            (w, logged) for (_rec, w), logged in zip(unique, results, strict=True)
+            err = _unavailable(e)
+            return [(w, rec, err) for rec, w in main]
+        settled: list[tuple[Waiter, LogRow, Result]] = [
+            (w, rec, ex) for (rec, w), ex in zip(unique, existing, strict=True)
         ]
-        by_id = {r.record.request_id: r.record for r in results}
-        settled.extend((w, Logged(by_id[rec.request_id], duplicate=True)) for rec, w in followers)
+        # A follower gets what the first of its request id got: the earlier decision, or the
+        # first's own record when that one was written now.
+        kept: dict[str, Result] = {
+            rec.request_id: (ex if ex is not None else _as_record(rec))
+            for (rec, _), ex in zip(unique, existing, strict=True)
+        }
+        settled.extend((w, rec, kept[rec.request_id]) for rec, w in followers)
         return settled
 
     @contextlib.contextmanager
@@ -352,24 +472,25 @@ class DecisionLog:
 
     def _insert(
         self,
-        recs: list[DecisionRecord],
-        shadows: list[dict[str, Any]],
-        failures: list[dict[str, Any]] | None = None,
-    ) -> list[Logged]:
+        recs: list[LogRow],
+        shadows: list[tuple[Any, ...]],
+        failures: list[tuple[Any, ...]] | None = None,
+    ) -> list[DecisionRecord | None]:
+        """Write one group: for each decision, None when it was written now, or the decision
+        logged before under its request id."""
         # The rows are encoded before this process takes its turn: the other workers wait for
         # the turn, not for this one's JSON encoding.
         rows = [r.values() for r in recs]
-        shadow_rows = [tuple(s[c] for c in SHADOW_COLUMNS) for s in shadows]
         with self._writer_turn():
-            return self._insert_locked(recs, rows, shadow_rows, failures or [])
+            return self._insert_locked(recs, rows, shadows, failures or [])
 
     def _insert_locked(
         self,
-        recs: list[DecisionRecord],
+        recs: list[LogRow],
         rows: list[tuple[Any, ...]],
         shadow_rows: list[tuple[Any, ...]],
-        failures: list[dict[str, Any]],
-    ) -> list[Logged]:
+        failures: list[tuple[Any, ...]],
+    ) -> list[DecisionRecord | None]:
         dbapi = self.db.engine.dialect.dbapi
         assert dbapi is not None
         try:
@@ -395,22 +516,15 @@ class DecisionLog:
                 for chunk in _chunks(shadow_rows, ROWS_PER_STATEMENT):
                     cur.execute(self._values_sql(SHADOWS_SQL, len(chunk)), _flat(chunk))
                 if failures:
-                    cur.executemany(
-                        self._values_sql(ERRORS_SQL, 1),
-                        [tuple(f[c] for c in ERROR_COLUMNS) for f in failures],
-                    )
+                    cur.executemany(self._values_sql(ERRORS_SQL, 1), failures)
         except dbapi.IntegrityError:
             # Another constraint than the request id failed: take the rows one at a time.
             return [self._insert_one(r) for r in recs]
         except dbapi.Error as e:
             raise _unavailable(e) from e
-        new = [r for r in recs if r.request_id not in existing]
         self.batches += 1
-        self.rows += len(new)
-        return [
-            Logged(existing[r.request_id], True) if r.request_id in existing else Logged(r, False)
-            for r in recs
-        ]
+        self.rows += len(recs) - len(existing)
+        return [existing.get(r.request_id) for r in recs]
 
     # -- the writer's own connection ------------------------------------------------------------
     def _values_sql(self, template: tuple[str, int, str], n: int) -> str:
@@ -470,15 +584,17 @@ class DecisionLog:
                 found[rec.request_id] = rec
         return found
 
-    def _insert_one(self, rec: DecisionRecord) -> Logged:
+    def _insert_one(self, rec: LogRow) -> DecisionRecord | None:
         try:
             with self.db.write(registry_lock=False) as conn:
-                conn.execute(decisions.insert().values(**rec.row()))
+                conn.execute(
+                    decisions.insert().values(**dict(zip(COLUMNS, rec.values(), strict=True)))
+                )
             self.rows += 1
-            return Logged(rec, False)
+            return None
         except exc.IntegrityError:
             with self.db.read() as conn:
-                return Logged(self._existing(conn, [rec.request_id])[rec.request_id], True)
+                return self._existing(conn, [rec.request_id])[rec.request_id]
 
     @staticmethod
     def _existing(conn: Any, request_ids: list[str]) -> dict[str, DecisionRecord]:
@@ -487,6 +603,10 @@ class DecisionLog:
             return {}
         rows = conn.execute(select(decisions).where(decisions.c.request_id.in_(request_ids)))
         return {r.request_id: DecisionRecord.from_row(r) for r in rows}
+
+
+def _as_record(row: LogRow) -> DecisionRecord:
+    return row if isinstance(row, DecisionRecord) else DecisionRecord.from_values(row.values())
 
 
 def _chunks(rows: list[Any], size: int) -> Iterator[list[Any]]:

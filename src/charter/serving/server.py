@@ -7,9 +7,14 @@ connections (a client pool opening 32 keep-alive connections at once) is then ac
 whichever worker wakes first, in one accept loop, and stays there: on this project's benchmark
 one worker held most connections at 88% CPU while the other idled at 29%.
 
-The parent only supervises: it starts the workers, restarts one that dies, and on SIGINT or
-SIGTERM stops them all. Each worker asks the kernel to send it SIGTERM when the parent dies, so a
-killed server leaves no orphan answering requests.
+On SQLite the parent also starts one decision-log writer process that all workers send their
+decisions to (``shared_log``): one stream of group commits instead of workers taking turns.
+PostgreSQL runs concurrent commits itself, so there each worker keeps its own writer thread.
+
+The parent only supervises: it starts the writer and the workers, restarts one that dies, and on
+SIGINT or SIGTERM stops the workers (which finish the requests in flight) and then the writer.
+Each child asks the kernel to send it SIGTERM when the parent dies, so a killed server leaves no
+orphan answering requests.
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -43,6 +52,20 @@ def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
     ctx = multiprocessing.get_context("spawn")
     procs: list[BaseProcess] = []
     stopping = False
+    writer: BaseProcess | None = None
+    socket_dir: str | None = None
+    if _shared_writer():
+        from charter.serving.shared_log import SOCKET_ENV
+
+        socket_dir = tempfile.mkdtemp(prefix="charter-log-")  # mode 0700: ours alone
+        path = os.path.join(socket_dir, "decision-log.sock")
+        os.environ[SOCKET_ENV] = path  # the workers, spawned below, inherit it
+
+    def start_writer() -> BaseProcess:
+        p = ctx.Process(target=_log_writer, args=(os.environ[SOCKET_ENV],), name="charter-log")
+        p.start()
+        _wait_for_socket(os.environ[SOCKET_ENV], p)
+        return p
 
     def start() -> BaseProcess:
         p = ctx.Process(target=_worker, args=(host, port, log_level), name="charter-worker")
@@ -55,23 +78,84 @@ def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if socket_dir is not None:
+            writer = start_writer()
         procs = [start() for _ in range(workers)]
         while not stopping:
             time.sleep(0.2)
+            if writer is not None and not writer.is_alive() and not stopping:
+                log.warning("the decision-log writer exited with %s; starting another",
+                            writer.exitcode)  # fmt: skip
+                writer = start_writer()
             for i, p in enumerate(procs):
                 if not p.is_alive() and not stopping:
                     log.warning("worker %s exited with %s; starting another", p.pid, p.exitcode)
                     procs[i] = start()
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()  # SIGTERM: uvicorn finishes the requests in flight
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.kill()
+        _stop(procs)  # SIGTERM: uvicorn finishes the requests in flight, which need the writer
+        if writer is not None:
+            _stop([writer])  # then the writer commits what it has received and ends
+        if socket_dir is not None:
+            shutil.rmtree(socket_dir, ignore_errors=True)
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _stop(procs: list[BaseProcess]) -> None:
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def _shared_writer() -> bool:
+    """One writer process for all workers: on SQLite (one writer at a time anyway)."""
+    from charter.config import Settings
+
+    return Settings.from_env().database_url.startswith("sqlite")
+
+
+def _wait_for_socket(path: str, proc: BaseProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.is_alive():
+            raise RuntimeError(f"the decision-log writer exited with {proc.exitcode}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(path)
+                return
+            except OSError:
+                time.sleep(0.05)
+    raise RuntimeError("the decision-log writer did not start listening")
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":  # end with the parent, even when it is killed with -9
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _log_writer(path: str) -> None:
+    """The shared decision-log writer process: until SIGTERM (the parent sends it after the
+    workers have stopped; SIGINT from a terminal is left to the parent)."""
+    from charter.config import Settings
+    from charter.serving.decision_log import DecisionLog
+    from charter.serving.shared_log import serve
+    from charter.storage.db import Database
+
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    db = Database(Settings.from_env().database_url)
+    try:
+        serve(DecisionLog(db), path, stop)
+    finally:
+        db.dispose()
 
 
 def _check_free(host: str, port: int) -> None:
@@ -96,9 +180,7 @@ def _family(host: str) -> socket.AddressFamily:
 def _worker(host: str, port: int, log_level: str) -> None:
     import uvicorn
 
-    if sys.platform == "linux":  # end with the parent, even when it is killed with -9
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _die_with_parent()
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -13,6 +13,7 @@ how large a sample it was.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -30,8 +31,12 @@ class ShadowWorker:
         self.max_pending = max_pending
         self.on_drop = on_drop
         self.dropped = 0
-        self._q: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[list[Callable[[], None]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Jobs submitted during one turn of an event loop, handed over together (one wake-up of
+        # the thread per turn of the loop, not one per request).
+        self._gathered: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
+        self._pending = 0
 
     def start(self) -> None:
         if self._thread is None:
@@ -40,13 +45,26 @@ class ShadowWorker:
 
     def submit(self, job: Callable[[], None]) -> bool:
         """Queue ``job``; False (and counted) when the queue is full."""
-        if self._q.qsize() >= self.max_pending:
+        if self._pending >= self.max_pending:
             self.dropped += 1
             if self.on_drop is not None:
                 self.on_drop()
             return False
-        self._q.put(job)
+        self._pending += 1  # approximate across threads; it bounds, it does not account
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop: hand it over now
+            self._q.put([job])
+            return True
+        gathered = self._gathered.get(loop)
+        if gathered is None:
+            gathered = self._gathered[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathered.append(job)
         return True
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._q.put(self._gathered.pop(loop))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the jobs already queued, then end the thread."""
@@ -57,10 +75,12 @@ class ShadowWorker:
 
     def _run(self) -> None:
         while True:
-            job = self._q.get()
-            if job is None:
+            jobs = self._q.get()
+            if jobs is None:
                 return
-            try:
-                job()
-            except Exception:  # a shadow's fault must never end shadow scoring
-                log.exception("a shadow job failed")
+            for job in jobs:
+                self._pending -= 1
+                try:
+                    job()
+                except Exception:  # a shadow's fault must never end shadow scoring
+                    log.exception("a shadow job failed")
