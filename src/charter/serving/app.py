@@ -427,7 +427,7 @@ def create_app(
             # A shadow with the same feature schema as the version that answered takes that
             # version's checked inputs; one with another schema checks the request itself.
             same_schema = {
-                v: rt.versions[v].validator.schema == served.validator.schema
+                v: rt.versions[v].validator.key == served.validator.key
                 for v in {rec.version for rec, _ in items}
             }
             for rec, raw in items:

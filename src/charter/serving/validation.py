@@ -126,6 +126,9 @@ class InputValidator:
 
     def __init__(self, schema: Sequence[FeatureSpec]) -> None:
         self.schema = tuple(schema)
+        # Two validators with equal keys check the same things (compared per request by shadow
+        # scoring, so a string, not the FeatureSpecs).
+        self.key = repr(self.schema)
         self.names = tuple(f.name for f in self.schema)
         self._known = frozenset(self.names)
         self._bounds: dict[str, tuple[float, float]] = {}
