@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -56,4 +57,21 @@ def now_iso() -> str:
 
 
 def parse_iso(text: str) -> datetime:
+    """The timestamp written by :func:`iso` (and only that form: anything else is refused).
+
+    Text of exactly that shape goes through ``datetime.fromisoformat``, about ten times faster
+    than ``strptime`` (the dashboard parses every window's timestamps); anything else goes
+    through ``strptime``, which refuses it with its usual message."""
+    if (
+        len(text) == 27
+        and text[26] == "Z"
+        and text[10] == "T"
+        and text[19] == "."
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+        and text[:4].isdigit()
+        and text[20:26].isdigit()
+    ):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

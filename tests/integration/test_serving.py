@@ -349,6 +349,9 @@ def test_a_model_that_fails_gives_a_json_500_and_logs_nothing(
         def contributions(self, row: dict[str, Any]) -> None:
             return None
 
+        def score_and_reasons(self, row: dict[str, Any]) -> tuple[float, list[Any]]:
+            return self.score_one(row), []
+
     object.__setattr__(rt.champion, "scorer", Broken())
     try:
         r = score(client, served, {"features": served.rows[0]})

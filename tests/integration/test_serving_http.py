@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from charter import audit
@@ -127,17 +128,20 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError("server did not become ready")
 
 
+@pytest.mark.parametrize(
+    ("workers", "trials"),
+    [(1, 20), (2, 6)],  # with 2 workers on SQLite, decisions go through the shared writer
+)
 def test_kill_9_under_load_loses_no_acknowledged_decision(
-    served: Served, database_url: str, tmp_path: Path
+    served: Served, database_url: str, tmp_path: Path, workers: int, trials: int
 ) -> None:
     home = Path(str(served.registry.artifacts.root)).parent
-    rng = random.Random(20261122)
+    rng = random.Random(20261122 + workers)
     acknowledged: dict[str, str] = {}
-    trials = 20
     for trial in range(trials):
         port = free_port()
         log = tmp_path / "serve.log"
-        proc = _serve(home, database_url, port, log)
+        proc = _serve(home, database_url, port, log, workers=workers)
         client = None
         try:
             _wait_ready(port, proc, log)
@@ -149,7 +153,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
                      lock: threading.Lock = lock, trial: int = trial) -> None:  # fmt: skip
                 i = 0
                 while not stop.is_set():
-                    rid = f"t{trial}-w{worker}-{i}"
+                    rid = f"t{workers}.{trial}-w{worker}-{i}"
                     i += 1
                     body = {"request_id": rid, "features": served.rows[i % 1000]}
                     try:

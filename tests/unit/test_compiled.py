@@ -598,3 +598,33 @@ def test_remainder_passthrough_and_sparse_encoder(german: tuple[pd.DataFrame, np
     np.testing.assert_allclose(
         scorer.score_many(_records(x)), model.predict_proba(x)[:, 1], rtol=0, atol=EXACT
     )
+
+
+def test_the_fused_score_and_reasons_equal_score_one_and_reason_codes(
+    imputing: Pipeline, german_missing: pd.DataFrame
+) -> None:
+    scorer = compile_model(imputing, FEATURES, background=german_missing)
+    assert isinstance(scorer, LinearScorer) and scorer._ordered is not None  # the fused path
+    rng = random.Random(7)
+    rows = _records(german_missing)
+    # and rows moved about: other numbers (ints, floats, None), unknown levels, ties at zero
+    for row in list(rows[:300]):
+        moved = dict(row)
+        for name in NUM:
+            moved[name] = rng.choice([None, 0, 1, 7.5, -3, 1e6, row[name]])
+        for name in CAT:
+            moved[name] = rng.choice([None, "unseen", row[name]])
+        rows.append(moved)
+    for row in rows:
+        for top in (0, 1, 4, 25):
+            general = [
+                {"feature": r.feature, "contribution": r.contribution, "text": r.text}
+                for r in reason_codes(scorer.contributions(row) or {}, top=top)
+            ]
+            assert scorer.reasons(row, top) == general
+            score, fused = scorer.score_and_reasons(row, top)
+            assert fused == general and score == scorer.score_one(row)  # bit for bit
+    with pytest.raises(InvalidArgument, match="top"):
+        scorer.score_and_reasons(rows[0], -1)
+    with pytest.raises(InvalidArgument, match="duration_in_month"):
+        scorer.score_and_reasons({k: v for k, v in rows[0].items() if k != "duration_in_month"})

@@ -20,7 +20,6 @@ from charter.clock import parse_iso
 from charter.entities import ModelVersion
 from charter.errors import InvalidArgument, NotFound
 from charter.registry.service import Registry
-from charter.serving.compiled import reason_codes
 from charter.serving.decision_log import DecisionRecord, get_decision, get_outcome
 from charter.serving.runtime import compile_version
 
@@ -160,11 +159,7 @@ def replay(registry: Registry, rec: DecisionRecord, v: ModelVersion) -> tuple[Re
     compiles it; returns the replay and the compiled scorer."""
     scorer = compile_version(registry, v)
     score = float(scorer.score_one(rec.inputs))
-    contributions = scorer.contributions(rec.inputs)
-    reasons = tuple(
-        {"feature": r.feature, "contribution": r.contribution, "text": r.text}
-        for r in (reason_codes(contributions) if contributions is not None else [])
-    )
+    reasons = tuple(scorer.reasons(rec.inputs))
     logged = [r.get("feature") for r in rec.reason_codes]
     same = [r["feature"] for r in reasons] == logged
     diff = score - rec.score

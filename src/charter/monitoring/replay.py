@@ -26,7 +26,7 @@ The service's own code decides every row
   through the library's predictor at once, which agrees with one-row calls to float rounding. If
   a batch fails, its rows are scored one by one and each row that fails is logged in
   ``scoring_errors`` (with its historical time and variant), as the service logs it.
-* **Reason codes** are the service's: ``reason_codes(scorer.contributions(features))``, one row
+* **Reason codes** are the service's: ``scorer.reasons(features)``, one row
   at a time (no scorer has a batch form). With ``reasons=False`` they are skipped and logged as
   ``[]``: only worth it for a generic model explained by permutation sampling, which costs tens
   of milliseconds per row.
@@ -116,7 +116,6 @@ from charter.checks import check_int, check_number
 from charter.errors import CharterError, Conflict, InvalidArgument, NotFound
 from charter.registry.service import Registry
 from charter.serving.canary import tick
-from charter.serving.compiled import reason_codes
 from charter.serving.decision_log import COLUMNS, DecisionRecord
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
@@ -756,13 +755,7 @@ class _Replay:
     def _reasons(self, served: ServedVersion, features: dict[str, Any]) -> list[dict[str, Any]]:
         if not self.reasons:
             return []
-        contributions = served.scorer.contributions(features)
-        if contributions is None:
-            return []
-        return [
-            {"feature": r.feature, "contribution": r.contribution, "text": r.text}
-            for r in reason_codes(contributions)
-        ]
+        return served.scorer.reasons(features)
 
     def batch(self, a: int, b: int) -> None:
         rt = self.refresh()

@@ -45,7 +45,6 @@ from charter.errors import (
 )
 from charter.ids import uuid7
 from charter.registry.service import Registry
-from charter.serving.compiled import reason_codes
 from charter.serving.decision_log import (
     DecisionLog,
     DecisionQueue,
@@ -374,8 +373,7 @@ def create_app(
             raise RequestInvalid(errors)
         start = time.perf_counter()
         try:
-            score = float(served.scorer.score_one(features))
-            contributions = served.scorer.contributions(features)
+            score, reasons = served.scorer.score_and_reasons(features)
         except (CharterError, ArithmeticError, LookupError, TypeError, ValueError) as e:
             log.exception("%s v%s failed to score a validated request", rt.name, served.version)
             svc.decision_log.submit_error(
@@ -391,14 +389,6 @@ def create_app(
                 f"version {served.version} of {rt.name} could not score this request: {e}",
                 remedy="this is a fault of the model, not of the request: tell the model owner",
             ) from e
-        reasons = (
-            [
-                {"feature": r.feature, "contribution": r.contribution, "text": r.text}
-                for r in reason_codes(contributions)
-            ]
-            if contributions is not None
-            else []
-        )
         rec = DecisionRecord(
             id=uuid7(),
             request_id=rid,

@@ -381,6 +381,24 @@ class CompiledScorer(ABC):
         explanation = self.explain(row)
         return None if explanation is None else dict(explanation.contributions)
 
+    def reasons(self, row: Mapping[str, Any], top: int = 4) -> list[dict[str, Any]]:
+        """The decision's reason codes as the decision log stores them (``feature``,
+        ``contribution``, ``text``): ``reason_codes`` of the contributions; [] when this scorer
+        has none. The service, replays and the monitoring replay all call this."""
+        contributions = self.contributions(row)
+        if contributions is None:
+            return []
+        return [
+            {"feature": r.feature, "contribution": r.contribution, "text": r.text}
+            for r in reason_codes(contributions, top=top)
+        ]
+
+    def score_and_reasons(
+        self, row: Mapping[str, Any], top: int = 4
+    ) -> tuple[float, list[dict[str, Any]]]:
+        """``(score_one(row), reasons(row, top))``; scorers that can share the work override it."""
+        return float(self.score_one(row)), self.reasons(row, top)
+
 
 # --------------------------------------------------------------------------------------------
 # Linear models and scorecards
@@ -473,6 +491,7 @@ class LinearScorer(CompiledScorer):
             if single
             else None
         )
+        self._reason_texts = {f: f"{f} increased the risk" for f in self.used_features}
 
     # The request path: no allocation beyond floats, one dict lookup per categorical input.
     def _logit(self, row: Mapping[str, Any]) -> float:
@@ -610,6 +629,55 @@ class LinearScorer(CompiledScorer):
         except (KeyError, TypeError, IndexError) as exc:
             raise _row_error(row, name, exc) from None
         return out
+
+    def score_and_reasons(
+        self, row: Mapping[str, Any], top: int = 4
+    ) -> tuple[float, list[dict[str, Any]]]:
+        """``score_one`` and ``reasons`` in one pass over the terms: the logit is summed in
+        :meth:`_logit`'s order (so the score is ``score_one``'s, bit for bit) and each
+        contribution is the term minus its baseline, as :meth:`contributions` computes it. The
+        request path calls this on every decision; a property test holds it to the two calls."""
+        base = self.baselines
+        if base is None or self._ordered is None or type(top) is not int or top < 0:
+            return super().score_and_reasons(row, top)  # (which also refuses a bad ``top``)
+        z = self.intercept
+        positive: list[tuple[float, str]] = []
+        name = ""
+        try:
+            for term in self._numeric:
+                name, w, b, _m, _c = term
+                v = row[name]
+                t = type(v)
+                if t is _INT or (t is _FLOAT and v - v == 0.0):
+                    x = w * v + b
+                else:
+                    x = self._numeric_term(term, v)
+                z += x
+                c = x - base[name]
+                if c > 0.0 and c - c == 0.0:
+                    positive.append((-c, name))
+                elif c - c != 0.0:  # not finite: the general path says which and why
+                    return super().score_and_reasons(row, top)
+            for cterm in self._categorical:
+                name = cterm[0]
+                v = row[name]
+                try:
+                    x = cterm[1][v]
+                except (KeyError, TypeError):
+                    x = self._categorical_term(cterm, v)
+                z += x
+                c = x - base[name]
+                if c > 0.0 and c - c == 0.0:
+                    positive.append((-c, name))
+                elif c - c != 0.0:
+                    return super().score_and_reasons(row, top)
+        except (KeyError, TypeError, IndexError) as exc:
+            raise _row_error(row, name, exc) from None
+        positive.sort()
+        texts = self._reason_texts
+        return _sigmoid(z), [
+            {"feature": f, "contribution": -minus, "text": texts[f]} for minus, f in positive[:top]
+        ]
 
     def explain(self, row: Mapping[str, Any]) -> Explanation | None:
         if self.baselines is None or self.baseline_logit is None:
