@@ -447,13 +447,16 @@ class DecisionLog(DecisionQueue):
         settled: list[tuple[Waiter, LogRow, Result]] = [
             (w, rec, ex) for (rec, w), ex in zip(unique, existing, strict=True)
         ]
-        # A follower gets what the first of its request id got: the earlier decision, or the
-        # first's own record when that one was written now.
-        kept: dict[str, Result] = {
-            rec.request_id: (ex if ex is not None else _as_record(rec))
-            for (rec, _), ex in zip(unique, existing, strict=True)
-        }
-        settled.extend((w, rec, kept[rec.request_id]) for rec, w in followers)
+        if followers:
+            # A follower gets what the first of its request id got: the earlier decision, or
+            # the first's own record when that one was written now.
+            wanted = {rec.request_id for rec, _ in followers}
+            kept: dict[str, Result] = {
+                rec.request_id: (ex if ex is not None else _as_record(rec))
+                for (rec, _), ex in zip(unique, existing, strict=True)
+                if rec.request_id in wanted
+            }
+            settled.extend((w, rec, kept[rec.request_id]) for rec, w in followers)
         return settled
 
     @contextlib.contextmanager
