@@ -636,7 +636,9 @@ class LinearScorer(CompiledScorer):
         """``score_one`` and ``reasons`` in one pass over the terms: the logit is summed in
         :meth:`_logit`'s order (so the score is ``score_one``'s, bit for bit) and each
         contribution is the term minus its baseline, as :meth:`contributions` computes it. The
-        request path calls this on every decision; a property test holds it to the two calls."""
+        request path calls this on every decision; a property test holds it to the two calls.
+        The term loop repeats :meth:`_logit`'s inline on purpose: both are on the request path,
+        and a shared generator of terms cost more than the rest of either."""
         base = self.baselines
         if base is None or self._ordered is None or type(top) is not int or top < 0:
             return super().score_and_reasons(row, top)  # (which also refuses a bad ``top``)

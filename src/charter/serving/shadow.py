@@ -36,7 +36,8 @@ class ShadowWorker:
         # Jobs submitted during one turn of an event loop, handed over together (one wake-up of
         # the thread per turn of the loop, not one per request).
         self._gathered: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
-        self._pending = 0
+        self._pending = 0  # submitted and not yet run
+        self._count = threading.Lock()
 
     def start(self) -> None:
         if self._thread is None:
@@ -45,12 +46,16 @@ class ShadowWorker:
 
     def submit(self, job: Callable[[], None]) -> bool:
         """Queue ``job``; False (and counted) when the queue is full."""
-        if self._pending >= self.max_pending:
-            self.dropped += 1
+        with self._count:
+            full = self._pending >= self.max_pending
+            if full:
+                self.dropped += 1
+            else:
+                self._pending += 1
+        if full:
             if self.on_drop is not None:
                 self.on_drop()
             return False
-        self._pending += 1  # approximate across threads; it bounds, it does not account
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on an event loop: hand it over now
@@ -78,8 +83,9 @@ class ShadowWorker:
             jobs = self._q.get()
             if jobs is None:
                 return
+            with self._count:
+                self._pending -= len(jobs)
             for job in jobs:
-                self._pending -= 1
                 try:
                     job()
                 except Exception:  # a shadow's fault must never end shadow scoring
