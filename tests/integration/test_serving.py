@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -395,3 +397,40 @@ def test_the_writer_survives_a_failing_batch(client: TestClient, served: Served)
     assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
     r = score(client, served, {"request_id": "w1", "features": served.rows[0]})
     assert r.status_code == 200 and count(served) == 1
+
+
+def test_a_slow_generic_model_is_scored_off_the_event_loop(
+    client: TestClient, served: Served
+) -> None:
+    rt = client.app.state.service.runtime.get(MODEL)
+    scorer = rt.champion.scorer
+
+    class Slow:
+        """A generic model that takes 0.6 s a request (a big ensemble explained by sampling)."""
+
+        kind = "generic"
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(scorer, name)
+
+        def score_and_reasons(self, row: dict[str, Any]) -> tuple[float, list[Any]]:
+            time.sleep(0.6)
+            return scorer.score_and_reasons(row)
+
+    object.__setattr__(rt.champion, "scorer", Slow())
+    try:
+        assert client.app.state.service.runtime.get(MODEL).slow
+        slow: list[Any] = []
+        t = threading.Thread(
+            target=lambda: slow.append(score(client, served, {"features": served.rows[0]}))
+        )
+        t.start()
+        time.sleep(0.15)  # the slow request is being scored now
+        started = time.perf_counter()
+        assert client.get("/healthz").status_code == 200
+        waited = time.perf_counter() - started
+        t.join(timeout=30)
+    finally:
+        object.__setattr__(rt.champion, "scorer", scorer)
+    assert slow[0].status_code == 200 and count(served) == 1
+    assert waited < 0.3, f"the event loop was blocked for {waited:.2f} s"

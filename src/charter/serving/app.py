@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +149,8 @@ class Service:
     metrics: Metrics
     shadows: ShadowWorker
     refresh_seconds: float = 1.0
+    # Scoring of slow (generic) models, off the event loop (opened and closed with the app).
+    scoring_pool: ThreadPoolExecutor | None = None
     _tokens: dict[str, tuple[float, Actor]] = field(default_factory=dict)
 
     async def queue_shadow(self, job: Callable[[], None]) -> None:
@@ -310,6 +313,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         svc.decision_log.start()
         svc.shadows.start()
+        svc.scoring_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="charter-score")
         svc.runtime.refresh()
         # Everything loaded so far (numpy, scikit-learn, models) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise pause every request in
@@ -326,6 +330,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            svc.scoring_pool.shutdown(wait=True)
+            svc.scoring_pool = None
             svc.shadows.stop()  # the queued shadow work is logged before the log stops
             svc.decision_log.stop()
 
@@ -408,6 +414,30 @@ def create_app(
         # does not), each checked by the shadow's validator in shadow_task.
         return rec, served, item["features"]
 
+    def score_body(
+        rt: ModelRuntime, body: Any
+    ) -> tuple[list[tuple[DecisionRecord, ServedVersion, dict[str, Any]]], bool]:
+        """Every applicant of a request body scored, and whether it was a batch."""
+        if isinstance(body, dict) and "instances" in body:
+            items = body["instances"]
+            extra = set(body) - {"instances"}
+            if extra:
+                raise RequestInvalid(
+                    [FieldError(sorted(map(str, extra))[0], "is not a request field", "remove")]
+                )
+            if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
+                raise RequestInvalid(
+                    [
+                        FieldError(
+                            "instances",
+                            f"must be a list of 1 to {MAX_BATCH} requests",
+                            "split the batch",
+                        )
+                    ]
+                )
+            return [score_item(rt, it, f"instances[{i}].") for i, it in enumerate(items)], True
+        return [score_item(rt, body, "")], False
+
     def shadow_task(rt: ModelRuntime, items: list[tuple[DecisionRecord, dict[str, Any]]]) -> None:
         for shadow_version in rt.policy.shadows:
             served = rt.versions[shadow_version]
@@ -489,28 +519,14 @@ def create_app(
             return e.http_status, {"error": e.to_dict()}, None
         try:
             body = parse_json(await _read(chunks))
-            if isinstance(body, dict) and "instances" in body:
-                items = body["instances"]
-                extra = set(body) - {"instances"}
-                if extra:
-                    raise RequestInvalid(
-                        [FieldError(sorted(map(str, extra))[0], "is not a request field", "remove")]
-                    )
-                if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
-                    raise RequestInvalid(
-                        [
-                            FieldError(
-                                "instances",
-                                f"must be a list of 1 to {MAX_BATCH} requests",
-                                "split the batch",
-                            )
-                        ]
-                    )
-                scored = [score_item(rt, it, f"instances[{i}].") for i, it in enumerate(items)]
-                batch = True
+            if rt.slow and svc.scoring_pool is not None:
+                # A generic model takes milliseconds (tens with its explanations): score it in
+                # a thread, so the event loop goes on serving the other requests meanwhile.
+                scored, batch = await asyncio.get_running_loop().run_in_executor(
+                    svc.scoring_pool, score_body, rt, body
+                )
             else:
-                scored = [score_item(rt, body, "")]
-                batch = False
+                scored, batch = score_body(rt, body)
         except (RequestInvalid, ScoringFailed) as e:
             svc.metrics.errors.labels(name, e.code).inc()
             return e.http_status, {"error": e.to_dict()}, None

@@ -56,6 +56,12 @@ class ModelRuntime:
     def champion(self) -> ServedVersion:
         return self.versions[self.policy.champion]
 
+    @property
+    def slow(self) -> bool:
+        """A version is served by the generic scorer (the model's own ``predict_proba`` and
+        explanations by permutation sampling: milliseconds to tens of milliseconds a request)."""
+        return any(v.scorer.kind == "generic" for v in self.versions.values())
+
 
 def compile_version(registry: Registry, v: ModelVersion) -> CompiledScorer:
     """The version's artifact (its sha256 checked before loading) compiled as the service
