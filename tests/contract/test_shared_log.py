@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from charter.errors import StoreUnavailable
 from charter.ids import uuid7
@@ -60,7 +60,7 @@ def record(request_id: str, score: float = 0.25) -> DecisionRecord:
     )  # fmt: skip
 
 
-def count(db: Database, table=decisions) -> int:  # type: ignore[no-untyped-def]
+def count(db: Database, table: Table = decisions) -> int:
     with db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar())
 

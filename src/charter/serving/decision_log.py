@@ -23,6 +23,7 @@ import logging
 import os
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -263,7 +264,7 @@ def _resolve_on_loop(pairs: list[tuple[asyncio.Future[Logged], Outcome]]) -> Non
             fut.set_result(outcome)
 
 
-class DecisionQueue:
+class DecisionQueue(ABC):
     """What the service hands decisions to: a queue drained by one background thread, which
     writes them (``DecisionLog``) or forwards them to the shared writer (``RemoteDecisionLog``)."""
 
@@ -276,11 +277,13 @@ class DecisionQueue:
         self.batches = 0  # groups committed (or acknowledged), for metrics and tests
         self.rows = 0
 
+    @abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Start the background thread that drains the queue."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Drain what is queued, then end the thread."""
 
     def submit(self, record: DecisionRecord) -> Future[Logged]:
         fut: Future[Logged] = Future()
@@ -382,7 +385,7 @@ class DecisionLog(DecisionQueue):
             self._checkpointer.join(timeout=30)
             self._checkpointer = None
         if self._thread is not None:
-            self._q.put(_STOP)
+            self._request_stop()
             self._thread.join(timeout=30)
             self._thread = None
 

@@ -51,16 +51,14 @@ class ModelRuntime:
     policy: TrafficPolicy
     versions: dict[int, ServedVersion]
     accepted: frozenset[str] = frozenset()  # the features of every version served
+    # A version is served by the generic scorer (the model's own ``predict_proba``, explained by
+    # permutation sampling: milliseconds to tens of milliseconds a request). Set once at load:
+    # the request path reads it on every request.
+    slow: bool = False
 
     @property
     def champion(self) -> ServedVersion:
         return self.versions[self.policy.champion]
-
-    @property
-    def slow(self) -> bool:
-        """A version is served by the generic scorer (the model's own ``predict_proba`` and
-        explanations by permutation sampling: milliseconds to tens of milliseconds a request)."""
-        return any(v.scorer.kind == "generic" for v in self.versions.values())
 
 
 def compile_version(registry: Registry, v: ModelVersion) -> CompiledScorer:
@@ -183,7 +181,8 @@ class Runtime:
         wanted |= {v for v in (challenger, canary) if v is not None}
         versions = {v: self._served(name, v) for v in sorted(wanted)}
         accepted = frozenset(n for s in versions.values() for n in s.validator.names)
-        return ModelRuntime(name, signature, policy, versions, accepted)
+        slow = any(v.scorer.kind == "generic" for v in versions.values())
+        return ModelRuntime(name, signature, policy, versions, accepted, slow)
 
     def refresh(self) -> list[str]:
         """Bring every model in step with the registry; returns the names that changed."""
