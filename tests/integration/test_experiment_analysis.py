@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from charter.serving.local import serve_in_thread
 from charter.stats.experiments import delong_test
 from charter.storage import jsonutil
 from charter.storage.schema import decisions, outcomes, shadow_scores
+from charter.web import auth
 
 from .conftest import MODEL, Served, add_version, approve, scorecard
 
@@ -288,6 +290,30 @@ def test_a_shadow_is_judged_by_delong_on_the_same_applicants(
     html = render_report_html(report_data(result))
     assert "Disagreement at the thresholds" in html and "<svg" in html
     _self_contained(html)
+
+    # The dashboard analyses it again on view: the same matrix, nothing recorded.
+    token = reg.identity.issue_token(p.admin, p.dev.username)
+    clock.now = datetime.now(UTC) + timedelta(minutes=1)  # the analysis runs up to "now"
+    events = len(reg.audit_log())
+    with TestClient(create_app(reg, refresh_seconds=3600)) as c:
+        c.cookies.set(auth.SESSION_COOKIE, token)
+        page = c.get(f"/ui/models/{MODEL}/experiments").text
+        assert f"/ui/models/{MODEL}/experiments/shadow-1/analysis" in page
+        r = c.get(f"/ui/models/{MODEL}/experiments/shadow-1/analysis")
+        assert r.status_code == 200 and "not recorded" in r.text
+        assert "Disagreement at the thresholds" in r.text
+        cells = re.findall(r'<td class="num">(\d+)</td>', r.text.split("Disagreement")[1])
+        assert [int(v) for v in cells[:4]] == [*matrix[0], *matrix[1]]
+        assert "Content-Disposition" not in r.headers
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+        r = c.get(f"/ui/models/{MODEL}/experiments/shadow-1/analysis?download=1")
+        assert r.headers["Content-Disposition"].startswith('attachment; filename="shadow-1-')
+        assert c.get("/ui/models/other-model/experiments/shadow-1/analysis").status_code == 404
+        assert c.get(f"/ui/models/{MODEL}/experiments/nope/analysis").status_code == 404
+        c.cookies.clear()
+        r = c.get(f"/ui/models/{MODEL}/experiments/shadow-1/analysis", follow_redirects=False)
+        assert r.status_code == 303  # sign in first
+    assert len(reg.audit_log()) == events  # nothing was recorded
 
 
 def _self_contained(html: str) -> None:

@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from charter import datasets
 from charter.clock import ManualClock
@@ -29,6 +31,7 @@ from charter.registry.service import Registry
 from charter.serving.app import create_app
 from charter.storage.artifacts import ArtifactStore
 from charter.storage.db import Database
+from charter.storage.schema import decisions
 from charter.web import auth, charts
 
 from .conftest import MODEL, Served, scorecard
@@ -161,6 +164,7 @@ def pages(d: Dash) -> list[str]:
         "/ui/audit",
         f"/ui/audit?model={m}&action=alias.*&at_model={m}&at_time=2030-01-01",
         f"/ui/decisions?id={d.decision_id}",
+        f"/ui/decisions?model={m}&decision=approve",
     ]
 
 
@@ -402,6 +406,13 @@ def test_bad_input_is_a_page_with_a_4xx_never_a_500(dash: Dash) -> None:
         "/ui/?q=" + "x" * 500: 422,
         "/ui/decisions?id=" + "x" * 80: 422,
         "/ui/decisions?id=not-a-decision": 404,
+        "/ui/decisions?version=x": 422,
+        "/ui/decisions?decision=maybe": 422,
+        "/ui/decisions?variant=%00": 422,
+        "/ui/decisions?since=yesterday": 422,
+        "/ui/decisions?before=nonsense": 422,
+        "/ui/decisions?model=%00": 422,
+        f"/ui/models/{MODEL}/experiments/nope/analysis": 404,
         "/ui/audit?since=yesterday": 422,
         "/ui/audit?until=99999-01-01": 422,
         "/ui/audit?at_model=nope&at_time=2026-01-01": 404,
@@ -439,6 +450,42 @@ def test_bad_input_is_a_page_with_a_4xx_never_a_500(dash: Dash) -> None:
     assert r.status_code == 422
 
 
+def test_the_decision_log_lists_newest_first_with_filters_and_pages(dash: Dash) -> None:
+    c = dash.client
+    served = dash.served
+    ids = [dash.decision_id]
+    for i in range(1, 56):
+        r = c.post(
+            f"/v1/models/{MODEL}/score",
+            json={"entity_key": f"applicant-{i}", "features": served.rows[i]},
+            headers=served.headers(),
+        )
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["decision_id"])
+    dash.sign_in("victor")
+    page = c.get("/ui/decisions").text
+    listed = re.findall(r'data-listed="([^"]+)"', page)
+    assert listed == ids[::-1][:50]  # newest first, 50 a page
+    older = re.search(r'rel="next" href="/ui/decisions\?([^"]+)"', page)
+    assert older is not None
+    rest = re.findall(r'data-listed="([^"]+)"', c.get("/ui/decisions?" + unescape(older[1])).text)
+    assert rest == ids[::-1][50:]
+    declines = c.get(f"/ui/decisions?model={MODEL}&decision=decline").text
+    shown = set(re.findall(r'data-listed="([^"]+)"', declines))
+    with dash.registry.db.read() as conn:
+        want = {
+            r.id
+            for r in conn.execute(select(decisions.c.id).where(decisions.c.decision == "decline"))
+        }
+    assert shown == want and 0 < len(want) < 56
+    one = c.get("/ui/decisions?entity=applicant-7").text
+    assert re.findall(r'data-listed="([^"]+)"', one) == [ids[7]]
+    assert f'href="/ui/decisions?id={ids[7]}"' in one
+    assert "No logged decision matches" in c.get("/ui/decisions?since=2099-01-01").text
+    dash.sign_in("dana")  # a developer may not see applicants' data
+    assert c.get("/ui/decisions").status_code == 403
+
+
 # ---------------------------------------------------------------------------------- hardening
 def test_pages_carry_security_headers_and_ask_for_nothing_outside(dash: Dash) -> None:
     dash.sign_in("ada")
@@ -460,6 +507,30 @@ def test_pages_carry_security_headers_and_ask_for_nothing_outside(dash: Dash) ->
 def test_the_dashboard_is_not_part_of_the_openapi_contract(dash: Dash) -> None:
     paths = dash.client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/ui")]
+
+
+def test_series_many_reads_what_series_reads(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    clock = ManualClock(datetime(2027, 1, 3, tzinfo=UTC), step=timedelta(milliseconds=1))
+    reg = Registry(db, ArtifactStore(tmp_path / "artifacts"), clock=clock)
+    reg.identity.bootstrap_admin("ada")
+    bot = reg.identity.actor("charter-automation")
+    for day in range(12):
+        for version in (1, 2):
+            window = synthetic_window("m", version, day)
+            monitor_store.save_window(db, bot, window, clock=clock)
+    monitor_store.save_window(db, bot, synthetic_window("other", 1, 0), clock=clock)
+    after = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    for cut in (None, after):
+        many = monitor_store.series_many(db, "m", ("volume", "feature_psi", "auc"), after=cut)
+        keys = {("volume", ""), ("auc", "")} | {("feature_psi", f) for f in FEATURES}
+        assert set(many) == keys
+        for metric, feature in keys:
+            one = monitor_store.series(db, "m", metric, feature=feature)
+            want = [p for p in one if cut is None or p[2] > cut]
+            assert sorted(many[(metric, feature)]) == sorted(want) and want
+    db.dispose()
 
 
 def test_the_heat_map_merges_runs_of_one_band() -> None:

@@ -255,6 +255,7 @@ tr.primary td:first-child { box-shadow: inset 4px 0 0 #1f5a96; font-weight: 600;
 .charts { display: flex; flex-wrap: wrap; gap: 12px 18px; align-items: flex-start; }
 svg.chart { max-width: 100%; height: auto; }
 .caption { color: #5a5a5a; font-size: 12px; }
+.notice { background: #fff4e0; border: 1px solid #e0b060; border-radius: 4px; padding: 8px 12px; }
 @media print { main { max-width: none; padding: 0; } tr, svg.chart { break-inside: avoid; } }
 """
 
@@ -276,6 +277,7 @@ _TEMPLATE = """<!DOCTYPE html>
 analysed {{ analysed_at }}; plan sha256 {{ plan_sha256 }}.</p>
 </header>
 
+{% if notice %}<p class="notice">{{ notice }}</p>{% endif %}
 <section class="decision" style="border-left-color: {{ colour }}">
 <p><strong style="color: {{ colour }}">{{ decision }}</strong>
 {%- if continue_until %} until {{ continue_until }}{% endif %}</p>
@@ -362,6 +364,7 @@ always-valid p-value {{ seq_p }} (largest mixture likelihood ratio {{ seq_lr }} 
 _ENV = Environment(autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True)
 
 
-def render_report_html(data: Mapping[str, Any]) -> str:
-    """One self-contained HTML page from :func:`report_data`'s snapshot."""
-    return _ENV.from_string(_TEMPLATE).render(**_context(data))
+def render_report_html(data: Mapping[str, Any], *, notice: str = "") -> str:
+    """One self-contained HTML page from :func:`report_data`'s snapshot. ``notice`` is shown
+    above the decision (the dashboard says there that an analysis run on view is not recorded)."""
+    return _ENV.from_string(_TEMPLATE).render(**_context(data), notice=notice)

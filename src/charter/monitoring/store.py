@@ -9,6 +9,7 @@ catalogue metric. Recomputing a window replaces its rows; the audit event then s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -174,6 +175,45 @@ def series(
     return [
         (int(r.version), parse_iso(r.window_start), parse_iso(r.window_end), r.value) for r in rows
     ]
+
+
+SeriesPoint = tuple[int, datetime, datetime, float | None]
+
+
+def series_many(
+    db: Database,
+    model_name: str,
+    metrics: Sequence[str],
+    *,
+    after: datetime | None = None,
+) -> dict[tuple[str, str], list[SeriesPoint]]:
+    """Every series of ``metrics`` of one model (each feature's too), keyed by ``(metric,
+    feature)``, each as :func:`series` gives it, in one read: the points of windows ending
+    after ``after`` (all when None). The monitoring page reads some 30 series; one query reads
+    the model's rows once instead of once per series."""
+    q = select(
+        monitor_series.c.version,
+        monitor_series.c.window_start,
+        monitor_series.c.window_end,
+        monitor_series.c.metric,
+        monitor_series.c.feature,
+        monitor_series.c.value,
+    ).where(monitor_series.c.model_name == model_name, monitor_series.c.metric.in_(metrics))
+    if after is not None:
+        q = q.where(monitor_series.c.window_end > iso(after))
+    with db.read() as conn:
+        rows = conn.execute(q.order_by(monitor_series.c.window_end)).all()
+    out: dict[tuple[str, str], list[SeriesPoint]] = {}
+    times: dict[str, datetime] = {}  # the same few hundred stamps recur in every series
+    for r in rows:
+        start = times.get(r.window_start)
+        if start is None:
+            start = times[r.window_start] = parse_iso(r.window_start)
+        end = times.get(r.window_end)
+        if end is None:
+            end = times[r.window_end] = parse_iso(r.window_end)
+        out.setdefault((r.metric, r.feature), []).append((int(r.version), start, end, r.value))
+    return out
 
 
 def last_window_end(db: Database, model_name: str) -> datetime | None:

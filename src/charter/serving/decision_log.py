@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 import orjson
-from sqlalchemy import exc, select
+from sqlalchemy import and_, exc, or_, select
 
-from charter.errors import StoreUnavailable
+from charter.errors import InvalidArgument, StoreUnavailable
 from charter.storage import jsonutil
 from charter.storage.db import Database
 from charter.storage.schema import decisions, outcomes
@@ -635,6 +635,79 @@ def get_decision(db: Database, decision_id: str) -> DecisionRecord | None:
     with db.read() as conn:
         r = conn.execute(select(decisions).where(decisions.c.id == decision_id)).first()
     return None if r is None else DecisionRecord.from_row(r)
+
+
+@dataclass(frozen=True)
+class DecisionPage:
+    """One page of :func:`list_decisions`, newest first. ``next_before`` is the cursor of the
+    next (older) page, None on the last page."""
+
+    records: list[DecisionRecord]
+    next_before: str | None
+
+
+def _cursor(rec: DecisionRecord) -> str:
+    return f"{rec.created_at}|{rec.id}"
+
+
+def _parse_cursor(before: str) -> tuple[str, str]:
+    created_at, sep, did = before.partition("|")
+    if not sep or not created_at or not did or len(before) > 100:
+        raise InvalidArgument(
+            "before must be a cursor from a previous page (created_at|decision id)",
+            field="before",
+            remedy="follow the 'older' link of the previous page, or leave it out",
+        )
+    return created_at, did
+
+
+def list_decisions(
+    db: Database,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    decision: str | None = None,
+    variant: str | None = None,
+    entity_key: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> DecisionPage:
+    """Logged decisions, newest first, filtered by model (and version), decision, variant, the
+    entity key (exact) and ``[since, until)`` (ISO 8601 UTC text, as the log stores it); at
+    most ``limit`` (1-500) per page, the next page from ``before`` (keyset paging on
+    ``(created_at, id)``, so a page is stable while new decisions arrive)."""
+    if not 1 <= limit <= 500:
+        raise InvalidArgument("limit must be between 1 and 500", field="limit", remedy="e.g. 50")
+    query = select(decisions)
+    for column, value in (
+        (decisions.c.model_name, model),
+        (decisions.c.version, version),
+        (decisions.c.decision, decision),
+        (decisions.c.variant, variant),
+        (decisions.c.entity_key, entity_key),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(decisions.c.created_at >= since)
+    if until is not None:
+        query = query.where(decisions.c.created_at < until)
+    if before is not None:
+        created_at, did = _parse_cursor(before)
+        query = query.where(
+            or_(
+                decisions.c.created_at < created_at,
+                and_(decisions.c.created_at == created_at, decisions.c.id < did),
+            )
+        )
+    query = query.order_by(decisions.c.created_at.desc(), decisions.c.id.desc()).limit(limit + 1)
+    with db.read() as conn:
+        records = [DecisionRecord.from_row(r) for r in conn.execute(query)]
+    more = len(records) > limit
+    records = records[:limit]
+    return DecisionPage(records, _cursor(records[-1]) if more else None)
 
 
 def get_outcome(db: Database, decision_id: str) -> dict[str, Any] | None:

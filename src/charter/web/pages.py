@@ -511,10 +511,66 @@ def create_router(registry: Registry) -> APIRouter:
         data = views.experiments_page(registry, name, served)
         return render(request, "experiments.html.j2", session=s, nav="inventory", **data)
 
+    @router.get("/models/{name}/experiments/{experiment}/analysis")
+    def experiment_analysis(request: Request, name: str, experiment: str) -> Response:
+        """The experiment's analysis computed now from the decision log, as the comparison
+        report `charter experiment analyze` writes (score distributions, approval rates, the
+        shadow's disagreement matrix, segments). Nothing is recorded."""
+        signed_in(request)
+        from charter.experiment.report import render_report_html
+
+        data, filename = views.experiment_analysis(registry, name, experiment)
+        notice = (
+            f"Computed on view from the decision log, {views.now_text(registry)}; not recorded. "
+            f"The decision record is made with: charter experiment analyze {experiment} --record"
+        )
+        response = HTMLResponse(render_report_html(data, notice=notice))
+        if request.query_params.get("download"):
+            response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return _headers(response, DOCUMENT_CSP)
+
     # -- decisions and audit ---------------------------------------------------------------
     @router.get("/decisions")
     def decision_view(request: Request) -> Response:
         s = signed_in(request, auth.DECISION_ROLES, "look up decisions (they hold applicant data)")
+        qp = request.query_params
+        if not qp.get("id"):
+            try:
+                listing = views.decision_list(
+                    registry,
+                    model=qp.get("model"),
+                    version=qp.get("version"),
+                    decision=qp.get("decision"),
+                    variant=qp.get("variant"),
+                    entity=qp.get("entity"),
+                    since=qp.get("since"),
+                    until=qp.get("until"),
+                    before=qp.get("before"),
+                )
+            except CharterError as e:
+                if e.http_status not in (404, 422):
+                    raise
+                return render(
+                    request,
+                    "decision.html.j2",
+                    session=s,
+                    nav="decisions",
+                    status=e.http_status,
+                    id="",
+                    explanation=None,
+                    error=e,
+                    listing=None,
+                )
+            return render(
+                request,
+                "decision.html.j2",
+                session=s,
+                nav="decisions",
+                id="",
+                explanation=None,
+                error=None,
+                listing=listing,
+            )
         try:
             data = views.decision_page(registry, request.query_params.get("id"))
         except CharterError as e:
@@ -529,8 +585,17 @@ def create_router(registry: Registry) -> APIRouter:
                 id=request.query_params.get("id", "")[:36],
                 explanation=None,
                 error=e,
+                listing=None,
             )
-        return render(request, "decision.html.j2", session=s, nav="decisions", error=None, **data)
+        return render(
+            request,
+            "decision.html.j2",
+            session=s,
+            nav="decisions",
+            error=None,
+            listing=None,
+            **data,
+        )
 
     @router.get("/audit")
     def audit_view(request: Request) -> Response:

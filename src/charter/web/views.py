@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+from charter.clock import iso
 from charter.entities import AuditEvent, Finding, Model, ModelVersion, Stage
 from charter.errors import InvalidArgument, NotFound
 from charter.monitoring import store as monitor_store
@@ -305,6 +307,25 @@ def _lines(families: Sequence[tuple[str, Series]], versions: Sequence[int]) -> l
     return out
 
 
+# every series the monitoring page draws (feature_psi once per feature)
+PAGE_METRICS = (
+    "volume",
+    "feature_psi",
+    "score_p50",
+    "score_mean",
+    "score_p90",
+    "score_psi",
+    "approval_rate",
+    "auc_estimated_low",
+    "auc_estimated_high",
+    "auc",
+    "auc_estimated",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+)
+
+
 def monitoring_page(
     reg: Registry, alerts: AlertStore, name: str, *, range_: str | None = None
 ) -> MonitoringPage:
@@ -321,9 +342,12 @@ def monitoring_page(
     cutoff = None if days is None else last - timedelta(days=days)
     latest = monitor_store.list_windows(reg.db, name, start=last - timedelta(microseconds=1))
 
+    stored = monitor_store.series_many(reg.db, name, PAGE_METRICS, after=cutoff)
+
     def series(metric: str, feature: str = "") -> Series:
-        pts = monitor_store.series(reg.db, name, metric, feature=feature)
-        return [p for p in pts if cutoff is None or p[2] > cutoff]
+        if metric not in PAGE_METRICS:  # read above, or it would show as empty
+            raise KeyError(f"{metric} is not in PAGE_METRICS")
+        return stored.get((metric, feature), [])
 
     volume = series("volume")
     versions = sorted({v for v, _, _, _ in volume})
@@ -480,6 +504,34 @@ def experiments_page(
     }
 
 
+def experiment_analysis(reg: Registry, name: str, experiment: str) -> tuple[dict[str, Any], str]:
+    """The comparison report's data for ``experiment`` of model ``name``, analysed now over its
+    whole traffic (nothing recorded), and a file name for a download."""
+    from charter.experiment.analysis import analyze_experiment
+    from charter.experiment.report import report_data
+    from charter.experiment.store import get_experiment
+
+    model = model_arg(name)
+    exp_name = text_arg(experiment, "experiment", limit=100)
+    exp = get_experiment(reg, exp_name)
+    if exp.model_name != model:
+        raise NotFound(
+            f"experiment {exp_name!r} is not an experiment of model {model!r}",
+            remedy=f"open /ui/models/{exp.model_name}/experiments",
+        )
+    data = report_data(analyze_experiment(reg, exp.name))
+    stamp = reg.clock().strftime("%Y%m%dT%H%M%SZ")
+    return data, f"{_file_part(exp.name)}-analysis-{stamp}.html"
+
+
+def _file_part(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80] or "experiment"
+
+
+def now_text(reg: Registry) -> str:
+    return reg.clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 # ---------------------------------------------------------------------------------- decisions
 def decision_page(reg: Registry, decision_id: str | None) -> dict[str, Any]:
     from charter.explain.decision import explain_decision
@@ -488,6 +540,67 @@ def decision_page(reg: Registry, decision_id: str | None) -> dict[str, Any]:
     if not did:
         return {"id": "", "explanation": None}
     return {"id": did, "explanation": explain_decision(reg, did)}
+
+
+DECISIONS_PER_PAGE = 50
+
+
+def decision_list(
+    reg: Registry,
+    *,
+    model: str | None,
+    version: str | None,
+    decision: str | None,
+    variant: str | None,
+    entity: str | None,
+    since: str | None,
+    until: str | None,
+    before: str | None,
+) -> dict[str, Any]:
+    """The decision log, newest first, 50 a page (keyset paging: ``before`` is the cursor the
+    previous page's "older" link carries)."""
+    from charter.serving.decision_log import list_decisions
+    from charter.serving.routing import VARIANTS
+    from charter.serving.runtime import DECISION_LABELS
+
+    name = text_arg(model, "model", limit=100)
+    if name:
+        name = validate_model_name(name)
+    number = int_arg(version, "version", maximum=10**6)
+    filters = {
+        "model": name,
+        "version": "" if number is None else str(number),
+        "decision": choice_arg(decision, "decision", DECISION_LABELS),
+        "variant": choice_arg(variant, "variant", VARIANTS),
+        "entity": text_arg(entity, "entity", limit=256),
+        "since": text_arg(since, "since", limit=40),
+        "until": text_arg(until, "until", limit=40),
+    }
+    lo, hi = time_arg(filters["since"], "since"), time_arg(filters["until"], "until")
+    page = list_decisions(
+        reg.db,
+        model=name or None,
+        version=number,
+        decision=filters["decision"] or None,
+        variant=filters["variant"] or None,
+        entity_key=filters["entity"] or None,
+        since=None if lo is None else iso(lo),
+        until=None if hi is None else iso(hi),
+        before=text_arg(before, "before", limit=100) or None,
+        limit=DECISIONS_PER_PAGE,
+    )
+    older = None
+    if page.next_before is not None:
+        query = {k: v for k, v in filters.items() if v}
+        older = urlencode({**query, "before": page.next_before})
+    return {
+        "filters": filters,
+        "records": page.records,
+        "older": older,
+        "paged": bool(before),
+        "variants": VARIANTS,
+        "labels": DECISION_LABELS,
+    }
 
 
 # -------------------------------------------------------------------------------------- audit
