@@ -242,9 +242,13 @@ def query(
     until: datetime | None = None,
     limit: int | None = None,
     newest_first: bool = False,
+    before_seq: int | None = None,
 ) -> list[AuditEvent]:
-    """Events filtered by model, actor, action (exact, or a prefix ending in ``.*``) and time."""
+    """Events filtered by model, actor, action (exact, or a prefix ending in ``.*``) and time;
+    ``before_seq`` keeps those older than that event (the next page, newest first)."""
     conds = []
+    if before_seq is not None:
+        conds.append(audit_events.c.seq < before_seq)
     if model_name is not None:
         conds.append(audit_events.c.model_name == model_name)
     if actor is not None:

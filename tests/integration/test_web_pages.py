@@ -418,6 +418,8 @@ def test_bad_input_is_a_page_with_a_4xx_never_a_500(dash: Dash) -> None:
         "/ui/audit?at_model=nope&at_time=2026-01-01": 404,
         "/ui/audit?at_model=" + MODEL + "&at_time=never": 422,
         "/ui/audit?verify=2": 422,
+        "/ui/audit?before=x": 422,
+        "/ui/audit?before=0": 422,
     }
     for path, status in cases.items():
         r = c.get(path)
@@ -601,5 +603,17 @@ def test_pages_stay_fast_with_1000_models_and_a_year_of_daily_windows(tmp_path: 
             assert inv.count("<tr data-model=") == 100
             mon = c.get("/ui/models/model-0000/monitoring?range=all").text
             assert "365 windows" in mon and len(mon) < 400_000
+            # the audit explorer pages through every event, newest first, none twice
+            seqs: list[int] = []
+            path = "/ui/audit?action=model.*"
+            while True:
+                page = c.get(path).text
+                seqs += [int(v) for v in re.findall(r'<tr data-seq="(\d+)"', page)]
+                older = re.search(r'rel="next" href="([^"]+)"', page)
+                if older is None:
+                    break
+                path = unescape(older[1])
+            want = [e.seq for e in reg.audit_log(action="model.*", newest_first=True)]
+            assert seqs == want and len(want) >= 1000
     finally:
         db.dispose()

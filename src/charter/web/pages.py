@@ -612,6 +612,7 @@ def create_router(registry: Registry) -> APIRouter:
             at_model=qp.get("at_model"),
             at_time=qp.get("at_time"),
             at_alias=qp.get("at_alias"),
+            before=qp.get("before"),
         )
         return render(request, "audit.html.j2", session=s, nav="audit", **data)
 

@@ -616,6 +616,7 @@ def audit_page(
     at_model: str | None = None,
     at_time: str | None = None,
     at_alias: str | None = None,
+    before: str | None = None,
 ) -> dict[str, Any]:
     filters = {
         "model": text_arg(model, "model", limit=100),
@@ -625,15 +626,22 @@ def audit_page(
         "until": text_arg(until, "until", limit=40),
     }
     t0, t1 = time_arg(filters["since"], "since"), time_arg(filters["until"], "until")
+    before_seq = int_arg(before, "before", maximum=2**62)
     events = reg.audit_log(
         model_name=filters["model"] or None,
         actor=filters["actor"] or None,
         action=filters["action"] or None,
         since=t0,
         until=t1,
-        limit=AUDIT_LIMIT,
+        limit=AUDIT_LIMIT + 1,
         newest_first=True,
+        before_seq=before_seq,
     )
+    older = None
+    if len(events) > AUDIT_LIMIT:  # a next page: the same filters, before the last one shown
+        events = events[:AUDIT_LIMIT]
+        kept = {k: v for k, v in filters.items() if v}
+        older = urlencode({**kept, "before": events[-1].seq})
     head = reg.audit_checkpoint()
     wanted = choice_arg(verify, "verify", ("1",)) == "1"
     verified = None
@@ -659,6 +667,8 @@ def audit_page(
         "filters": filters,
         "events": events,
         "limit": AUDIT_LIMIT,
+        "older": older,
+        "paged": before_seq is not None,
         "head": head,
         "verified": verified,
         "query": query,
