@@ -247,6 +247,8 @@ class TreeTable:
                 feature[k, i] = slot[k, i] = f
                 lo[k, i], hi[k, i] = c.lo, c.hi
                 nan[k, i], zero[k, i], has_zero[k, i] = c.nan, c.zero, c.has_zero
+        if strict:  # XGBoost's bounds are float32 and so is what it compares: half the bytes
+            lo, hi = lo.astype(np.float32), hi.astype(np.float32)
         self._feature, self._slot, self._lo, self._hi = feature, slot.ravel(), lo, hi
         self._nan, self._cell = nan, cell
         self._zero_cells = has_zero if has_zero.any() else None
@@ -264,7 +266,7 @@ class TreeTable:
             return bias_only
         if self.strict:  # XGBoost compares in float32
             with np.errstate(over="ignore"):
-                x = x.astype(np.float32).astype(np.float64)
+                x = x.astype(np.float32)
         v = x.take(self._feature)
         # XGBoost: lo <= x < hi (a split sends x < t left); LightGBM: lo < x <= hi (x <= t)
         strict = self.strict
