@@ -24,10 +24,10 @@ import os
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import orjson
 from sqlalchemy import and_, exc, or_, select
@@ -36,6 +36,8 @@ from charter.errors import InvalidArgument, StoreUnavailable
 from charter.storage import jsonutil
 from charter.storage.db import Database
 from charter.storage.schema import decisions, outcomes
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,26 @@ def _resolve_on_loop(pairs: list[tuple[asyncio.Future[Logged], Outcome]]) -> Non
             fut.set_result(outcome)
 
 
+class PerTurn(Generic[T]):
+    """Items submitted on an event loop during one turn of the loop, handed to ``deliver`` as
+    one list at the end of the turn: one wake-up of a background thread per turn of the loop,
+    not one per request. Used for the decision log's queue and the shadow thread's."""
+
+    def __init__(self, deliver: Callable[[list[T]], None]) -> None:
+        self._deliver = deliver
+        self._gathered: dict[asyncio.AbstractEventLoop, list[T]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, item: T) -> None:
+        gathered = self._gathered.get(loop)
+        if gathered is None:
+            gathered = self._gathered[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathered.append(item)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._deliver(self._gathered.pop(loop))
+
+
 class DecisionQueue(ABC):
     """What the service hands decisions to: a queue drained by one background thread, which
     writes them (``DecisionLog``) or forwards them to the shared writer (``RemoteDecisionLog``)."""
@@ -271,9 +293,10 @@ class DecisionQueue(ABC):
     def __init__(self, max_batch: int) -> None:
         self.max_batch = max_batch
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        # Decisions submitted from an event loop, gathered over one turn of the loop and handed
-        # to the thread in one put: one wake-up of the thread per turn, not one per request.
-        self._gathered: dict[asyncio.AbstractEventLoop, list[tuple[str, Any, Waiter]]] = {}
+        # decisions submitted from an event loop reach the thread in one put per turn of it
+        self._per_turn: PerTurn[tuple[str, Any, Waiter]] = PerTurn(
+            lambda items: self._q.put(("many", items, None))
+        )
         self.batches = 0  # groups committed (or acknowledged), for metrics and tests
         self.rows = 0
 
@@ -295,15 +318,8 @@ class DecisionQueue(ABC):
         loop together with the rest of its group commit."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Logged] = loop.create_future()
-        gathered = self._gathered.get(loop)
-        if gathered is None:
-            gathered = self._gathered[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        gathered.append(("decision", record, (loop, fut)))
+        self._per_turn.add(loop, ("decision", record, (loop, fut)))
         return fut
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._q.put(("many", self._gathered.pop(loop), None))
 
     def submit_error(self, row: dict[str, Any]) -> None:
         """A request a model failed to score (for the canary's error guardrail), best-effort."""

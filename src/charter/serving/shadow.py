@@ -19,6 +19,8 @@ import queue
 import threading
 from collections.abc import Callable
 
+from charter.serving.decision_log import PerTurn
+
 log = logging.getLogger("charter.serving")
 
 
@@ -33,9 +35,7 @@ class ShadowWorker:
         self.dropped = 0
         self._q: queue.SimpleQueue[list[Callable[[], None]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        # Jobs submitted during one turn of an event loop, handed over together (one wake-up of
-        # the thread per turn of the loop, not one per request).
-        self._gathered: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
+        self._per_turn: PerTurn[Callable[[], None]] = PerTurn(self._q.put)
         self._pending = 0  # submitted and not yet run
         self._count = threading.Lock()
 
@@ -61,15 +61,8 @@ class ShadowWorker:
         except RuntimeError:  # not on an event loop: hand it over now
             self._q.put([job])
             return True
-        gathered = self._gathered.get(loop)
-        if gathered is None:
-            gathered = self._gathered[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        gathered.append(job)
+        self._per_turn.add(loop, job)
         return True
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._q.put(self._gathered.pop(loop))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the jobs already queued, then end the thread."""
