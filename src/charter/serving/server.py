@@ -114,9 +114,11 @@ def _stop(procs: list[BaseProcess]) -> None:
 
 def _shared_writer() -> bool:
     """One writer process for all workers: on SQLite (one writer at a time anyway)."""
+    from sqlalchemy.engine import make_url
+
     from charter.config import Settings
 
-    return Settings.from_env().database_url.startswith("sqlite")
+    return make_url(Settings.from_env().database_url).get_backend_name() == "sqlite"
 
 
 def _wait_for_socket(path: str, proc: BaseProcess, timeout: float = 60.0) -> None:
