@@ -1304,6 +1304,72 @@ def report(
 
 @app.command()
 @handled
+def decisions(
+    model: Annotated[str | None, typer.Option(help="Only this model's decisions.")] = None,
+    version: Annotated[int | None, typer.Option(help="Only this version's.")] = None,
+    decision: Annotated[str | None, typer.Option(help="approve or decline.")] = None,
+    variant: Annotated[str | None, typer.Option(help="champion, challenger or canary.")] = None,
+    entity: Annotated[str | None, typer.Option(help="One applicant's entity key.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time, UTC if no zone.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time (exclusive).")] = None,
+    limit: Annotated[int, typer.Option(help="Decisions per page (1-500).")] = 50,
+    before: Annotated[
+        str | None, typer.Option(help="The cursor a previous page printed, for the next page.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The decision log, newest first: which decisions were made, by which version, for whom.
+    Filters combine; each page prints the cursor of the next one."""
+    from charter.clock import iso
+    from charter.serving.decision_log import list_decisions
+    from charter.serving.routing import VARIANTS
+    from charter.serving.runtime import DECISION_LABELS
+
+    for name, value, allowed in (
+        ("decision", decision, DECISION_LABELS),
+        ("variant", variant, VARIANTS),
+    ):
+        if value is not None and value not in allowed:
+            raise InvalidArgument(
+                f"unknown {name} {value!r}", field=name, remedy=f"use one of: {', '.join(allowed)}"
+            )
+    t0, t1 = _parse_time(since, "since"), _parse_time(until, "until")
+    reg = _registry()
+    page = list_decisions(
+        reg.db,
+        model=model,
+        version=version,
+        decision=decision,
+        variant=variant,
+        entity_key=entity,
+        since=None if t0 is None else iso(t0),
+        until=None if t1 is None else iso(t1),
+        before=before,
+        limit=limit,
+    )
+    if as_json:
+        _print_json(
+            {
+                "decisions": [
+                    {**r.row(), "inputs": r.inputs, "reason_codes": r.reason_codes}
+                    for r in page.records
+                ],
+                "next_before": page.next_before,
+            }
+        )
+        return
+    t = Table("decided", "decision id", "model", "variant", "entity", "score", "decision", "reason")
+    for r in page.records:
+        first = r.reason_codes[0].get("feature", "") if r.reason_codes else ""
+        t.add_row(r.created_at, r.id, f"{r.model_name} v{r.version}", r.variant, r.entity_key,
+                  f"{r.score:.4f}", r.decision, str(first))  # fmt: skip
+    out.print(t if page.records else "no logged decision matches")
+    if page.next_before is not None:
+        out.print(f"older decisions: --before '{page.next_before}'")
+
+
+@app.command()
+@handled
 def explain(
     decision_id: Annotated[str, typer.Argument(help="The decision id the service returned.")],
     counterfactual: Annotated[

@@ -79,3 +79,38 @@ def test_an_approved_decision_has_no_counterfactual_and_the_cli_explains_it(
     assert "reproduced" in out.stdout and "approve" in out.stdout
     bad = CliRunner().invoke(cli_app, ["explain", "no-such-decision"], env=env)
     assert bad.exit_code == 2 and "no decision" in bad.stdout + bad.stderr
+
+
+def test_the_cli_lists_decisions_with_filters_and_pages(served: Served, database_url: str) -> None:
+    import json
+
+    reg = served.registry
+    with TestClient(create_app(reg, refresh_seconds=3600)) as client:
+        decided = _decisions(client, served, 7)
+    env = {
+        "CHARTER_HOME": str(reg.artifacts.root.parent),
+        "CHARTER_DATABASE_URL": database_url,
+        "COLUMNS": "250",
+    }
+    run = CliRunner().invoke
+    out = run(cli_app, ["decisions", "--limit", "4", "--json"], env=env)
+    assert out.exit_code == 0, out.stdout + out.stderr
+    first = json.loads(out.stdout)
+    rest = json.loads(
+        run(cli_app, ["decisions", "--json", "--before", first["next_before"]], env=env).stdout
+    )
+    listed = [d["id"] for d in first["decisions"] + rest["decisions"]]
+    assert listed == [d["decision_id"] for d in decided][::-1] and rest["next_before"] is None
+    assert first["decisions"][0]["inputs"] == served.rows[6]
+    table = run(cli_app, ["decisions", "--entity", "a-3"], env=env).stdout
+    assert decided[3]["decision_id"] in table and decided[2]["decision_id"] not in table
+    paged = run(cli_app, ["decisions", "--limit", "2"], env=env).stdout
+    assert "older decisions: --before" in paged
+    for args, field in (
+        (["--decision", "maybe"], "decision"),
+        (["--since", "yesterday"], "since"),
+        (["--limit", "0"], "limit"),
+        (["--before", "x"], "before"),
+    ):
+        bad = run(cli_app, ["decisions", *args], env=env)
+        assert bad.exit_code == 2 and field in bad.stdout + bad.stderr, args

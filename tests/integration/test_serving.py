@@ -43,6 +43,48 @@ def test_score_logs_before_answering(client: TestClient, served: Served) -> None
     )
 
 
+def test_decisions_are_listed_newest_first_with_filters_and_pages(
+    client: TestClient, served: Served
+) -> None:
+    ids = []
+    for i in range(12):
+        body = {"entity_key": f"a{i % 3}", "features": served.rows[i]}
+        ids.append(score(client, served, body).json()["decision_id"])
+    h = served.headers()
+    got, before = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 5, **({"before": before} if before else {})}
+        r = client.get("/v1/decisions", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        got += [d["decision_id"] for d in page["decisions"]]
+        before = page["next_before"]
+        if before is None:
+            break
+    assert got == ids[::-1]
+    first = client.get("/v1/decisions", params={"limit": 1}, headers=h).json()["decisions"][0]
+    assert first["decision_id"] == ids[-1] and first["inputs"] == served.rows[11]
+    mine = client.get("/v1/decisions", params={"entity_key": "a1"}, headers=h).json()
+    assert [d["decision_id"] for d in mine["decisions"]] == ids[1::3][::-1]
+    declined = client.get(
+        "/v1/decisions", params={"model": MODEL, "decision": "decline"}, headers=h
+    ).json()["decisions"]
+    assert all(d["decision"] == "decline" for d in declined)
+    later = client.get("/v1/decisions", params={"since": "2999-01-01T00:00:00"}, headers=h)
+    assert later.json() == {"decisions": [], "next_before": None}
+    for bad, field in (
+        ({"limit": 0}, "limit"),
+        ({"decision": "maybe"}, "decision"),
+        ({"since": "yesterday"}, "since"),
+        ({"before": "nonsense"}, "before"),
+        ({"model": "a\x00b"}, "model"),
+    ):
+        r = client.get("/v1/decisions", params=bad, headers=h)
+        assert r.status_code == 422, (bad, r.text)
+        assert field in r.text
+    assert client.get("/v1/decisions").status_code == 401
+
+
 def test_score_equals_the_model(client: TestClient, served: Served) -> None:
     import pandas as pd
 

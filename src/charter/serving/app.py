@@ -22,10 +22,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -52,6 +53,7 @@ from charter.serving.decision_log import (
     DecisionRecord,
     get_decision,
     get_outcome,
+    list_decisions,
 )
 from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
@@ -249,6 +251,10 @@ def _parse_time(text_value: str) -> str | None:
         return iso(t)
     except (ValueError, OverflowError):  # OverflowError: its zone moves it out of years 1-9999
         return None
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _result(rec: DecisionRecord, duplicate: bool) -> dict[str, Any]:
@@ -616,6 +622,53 @@ def create_app(
         return JSONResponse(await asyncio.to_thread(_record_outcomes, svc, clean))
 
     # ------------------------------------------------------------------------- reads
+    @app.get(
+        "/v1/decisions",
+        summary="Logged decisions, newest first, filtered; pages by the next_before cursor",
+        responses=_errors(401, 403, 422, 503),
+    )
+    async def list_many(
+        request: Request,
+        model: Annotated[str | None, Query(max_length=100)] = None,
+        version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+        decision: Literal["approve", "decline"] | None = None,
+        variant: Literal["champion", "challenger", "canary"] | None = None,
+        entity_key: Annotated[str | None, Query(max_length=256)] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: Annotated[str | None, Query(max_length=100)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> Response:
+        """``since`` and ``until`` are ISO 8601 times (UTC when no zone is given); ``before`` is
+        the ``next_before`` of the previous page."""
+        svc.actor(request, READ_ROLES)
+        errors: list[FieldError] = []
+        for name, value in (("model", model), ("entity_key", entity_key), ("before", before)):
+            if value is not None:
+                check_text(value, name, errors)
+        if errors:
+            raise RequestInvalid(errors)
+        page = await asyncio.to_thread(
+            list_decisions,
+            svc.registry.db,
+            model=model,
+            version=version,
+            decision=decision,
+            variant=variant,
+            entity_key=entity_key,
+            since=None if since is None else iso(_aware(since)),
+            until=None if until is None else iso(_aware(until)),
+            before=before,
+            limit=limit,
+        )
+        items = []
+        for rec in page.records:
+            out = _result(rec, False)
+            out.pop("duplicate")
+            out.update(inputs=rec.inputs, latency_ms=rec.latency_ms, created_at=rec.created_at)
+            items.append(out)
+        return JSONResponse({"decisions": items, "next_before": page.next_before})
+
     @app.get(
         "/v1/decisions/{decision_id}",
         summary="One logged decision, with its outcome",
