@@ -102,8 +102,12 @@ def test_the_cli_lists_decisions_with_filters_and_pages(served: Served, database
     listed = [d["id"] for d in first["decisions"] + rest["decisions"]]
     assert listed == [d["decision_id"] for d in decided][::-1] and rest["next_before"] is None
     assert first["decisions"][0]["inputs"] == served.rows[6]
-    table = run(cli_app, ["decisions", "--entity", "a-3"], env=env).stdout
-    assert decided[3]["decision_id"] in table and decided[2]["decision_id"] not in table
+    one = json.loads(run(cli_app, ["decisions", "--entity", "a-3", "--json"], env=env).stdout)
+    assert [d["id"] for d in one["decisions"]] == [decided[3]["decision_id"]]
+    table = run(cli_app, ["decisions", "--entity", "a-3"], env=env)
+    assert table.exit_code == 0 and "no logged decision matches" not in table.stdout
+    none = run(cli_app, ["decisions", "--entity", "nobody"], env=env)
+    assert none.exit_code == 0 and "no logged decision matches" in none.stdout
     paged = run(cli_app, ["decisions", "--limit", "2"], env=env).stdout
     assert "older decisions: --before" in paged
     for args, field in (

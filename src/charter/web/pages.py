@@ -534,9 +534,12 @@ def create_router(registry: Registry) -> APIRouter:
     def decision_view(request: Request) -> Response:
         s = signed_in(request, auth.DECISION_ROLES, "look up decisions (they hold applicant data)")
         qp = request.query_params
-        if not qp.get("id"):
-            try:
-                listing = views.decision_list(
+        page: dict[str, Any] = {"id": "", "explanation": None, "error": None, "listing": None}
+        try:
+            if qp.get("id"):
+                page.update(views.decision_page(registry, qp.get("id")))
+            else:
+                page["listing"] = views.decision_list(
                     registry,
                     model=qp.get("model"),
                     version=qp.get("version"),
@@ -547,55 +550,11 @@ def create_router(registry: Registry) -> APIRouter:
                     until=qp.get("until"),
                     before=qp.get("before"),
                 )
-            except CharterError as e:
-                if e.http_status not in (404, 422):
-                    raise
-                return render(
-                    request,
-                    "decision.html.j2",
-                    session=s,
-                    nav="decisions",
-                    status=e.http_status,
-                    id="",
-                    explanation=None,
-                    error=e,
-                    listing=None,
-                )
-            return render(
-                request,
-                "decision.html.j2",
-                session=s,
-                nav="decisions",
-                id="",
-                explanation=None,
-                error=None,
-                listing=listing,
-            )
-        try:
-            data = views.decision_page(registry, request.query_params.get("id"))
         except CharterError as e:
             if e.http_status not in (404, 422):
                 raise
-            return render(
-                request,
-                "decision.html.j2",
-                session=s,
-                nav="decisions",
-                status=e.http_status,
-                id=request.query_params.get("id", "")[:36],
-                explanation=None,
-                error=e,
-                listing=None,
-            )
-        return render(
-            request,
-            "decision.html.j2",
-            session=s,
-            nav="decisions",
-            error=None,
-            listing=None,
-            **data,
-        )
+            page.update(error=e, status=e.http_status, id=qp.get("id", "")[:36])
+        return render(request, "decision.html.j2", session=s, nav="decisions", **page)
 
     @router.get("/audit")
     def audit_view(request: Request) -> Response:
