@@ -3,6 +3,7 @@ arrive (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -92,7 +93,10 @@ def test_filters_combine(database: Database, logged: list[DecisionRecord]) -> No
     assert ids(entity_key="applicant-3") == _newest_first(
         [r for r in logged if r.entity_key == "applicant-3"]
     )
-    window = ids(since="2026-11-23T10:00:30.000000Z", until="2026-11-23T10:00:40.000000Z")
+    window = ids(
+        since=datetime(2026, 11, 23, 10, 0, 30, tzinfo=UTC),
+        until=datetime(2026, 11, 23, 10, 0, 40, tzinfo=UTC),
+    )
     assert window == _newest_first(
         [r for r in logged if "10:00:30" <= r.created_at[11:19] < "10:00:40"]
     )
@@ -105,6 +109,8 @@ def test_bad_arguments_name_the_field(database: Database) -> None:
         ({"limit": 501}, "limit"),
         ({"before": "x"}, "before"),
         ({"before": "|"}, "before"),
+        ({"decision": "maybe"}, "decision"),
+        ({"variant": "shadow"}, "variant"),
     ]
     for kw, field in cases:
         with pytest.raises(InvalidArgument) as err:

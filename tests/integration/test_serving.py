@@ -76,6 +76,7 @@ def test_decisions_are_listed_newest_first_with_filters_and_pages(
         ({"limit": 0}, "limit"),
         ({"decision": "maybe"}, "decision"),
         ({"since": "yesterday"}, "since"),
+        ({"until": "0001-01-01T00:00:00+01:00"}, "until"),  # out of range once in UTC
         ({"before": "nonsense"}, "before"),
         ({"model": "a\x00b"}, "model"),
     ):

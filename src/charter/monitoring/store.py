@@ -205,14 +205,16 @@ def series_many(
         rows = conn.execute(q.order_by(monitor_series.c.window_end)).all()
     out: dict[tuple[str, str], list[SeriesPoint]] = {}
     times: dict[str, datetime] = {}  # the same few hundred stamps recur in every series
+
+    def stamp(text: str) -> datetime:
+        t = times.get(text)
+        if t is None:
+            t = times[text] = parse_iso(text)
+        return t
+
     for r in rows:
-        start = times.get(r.window_start)
-        if start is None:
-            start = times[r.window_start] = parse_iso(r.window_start)
-        end = times.get(r.window_end)
-        if end is None:
-            end = times[r.window_end] = parse_iso(r.window_end)
-        out.setdefault((r.metric, r.feature), []).append((int(r.version), start, end, r.value))
+        point = (int(r.version), stamp(r.window_start), stamp(r.window_end), r.value)
+        out.setdefault((r.metric, r.feature), []).append(point)
     return out
 
 

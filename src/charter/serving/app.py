@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -36,7 +36,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select, text
 from starlette.background import BackgroundTask
 
-from charter.clock import iso, now_iso, system_clock
+from charter.clock import iso, now_iso, parse_iso, system_clock
 from charter.entities import Actor, Role
 from charter.errors import (
     AuthenticationFailed,
@@ -253,8 +253,13 @@ def _parse_time(text_value: str) -> str | None:
         return None
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+def _logged(rec: DecisionRecord) -> dict[str, Any]:
+    """A logged decision as the read routes return it: the scoring response's fields (less
+    ``duplicate``) with its inputs, latency and time."""
+    out = _result(rec, False)
+    out.pop("duplicate")
+    out.update(inputs=rec.inputs, latency_ms=rec.latency_ms, created_at=rec.created_at)
+    return out
 
 
 def _result(rec: DecisionRecord, duplicate: bool) -> dict[str, Any]:
@@ -634,8 +639,8 @@ def create_app(
         decision: Literal["approve", "decline"] | None = None,
         variant: Literal["champion", "challenger", "canary"] | None = None,
         entity_key: Annotated[str | None, Query(max_length=256)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Annotated[str | None, Query(max_length=40)] = None,
+        until: Annotated[str | None, Query(max_length=40)] = None,
         before: Annotated[str | None, Query(max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> Response:
@@ -646,6 +651,14 @@ def create_app(
         for name, value in (("model", model), ("entity_key", entity_key), ("before", before)):
             if value is not None:
                 check_text(value, name, errors)
+        window: dict[str, datetime | None] = {}
+        for name, value in (("since", since), ("until", until)):
+            text_value = None if value is None else _parse_time(value)
+            if value is not None and text_value is None:
+                errors.append(
+                    FieldError(name, "is not an ISO 8601 date or time", "e.g. 2026-05-01")
+                )
+            window[name] = None if text_value is None else parse_iso(text_value)
         if errors:
             raise RequestInvalid(errors)
         page = await asyncio.to_thread(
@@ -656,17 +669,12 @@ def create_app(
             decision=decision,
             variant=variant,
             entity_key=entity_key,
-            since=None if since is None else iso(_aware(since)),
-            until=None if until is None else iso(_aware(until)),
+            since=window["since"],
+            until=window["until"],
             before=before,
             limit=limit,
         )
-        items = []
-        for rec in page.records:
-            out = _result(rec, False)
-            out.pop("duplicate")
-            out.update(inputs=rec.inputs, latency_ms=rec.latency_ms, created_at=rec.created_at)
-            items.append(out)
+        items = [_logged(rec) for rec in page.records]
         return JSONResponse({"decisions": items, "next_before": page.next_before})
 
     @app.get(
@@ -681,9 +689,7 @@ def create_app(
         rec = await asyncio.to_thread(get_decision, svc.registry.db, decision_id)
         if rec is None:
             raise NotFound(f"no decision {decision_id!r}", field="decision_id")
-        out = _result(rec, False)
-        out.pop("duplicate")
-        out.update(inputs=rec.inputs, latency_ms=rec.latency_ms, created_at=rec.created_at)
+        out = _logged(rec)
         out["outcome"] = await asyncio.to_thread(get_outcome, svc.registry.db, rec.id)
         return JSONResponse(out)
 

@@ -1070,10 +1070,6 @@ class NativeScorer(CompiledScorer):
 
     def _matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         columns = self.used_features
-        if len(rows) == 1:
-            row = rows[0]
-            one = [_number(name, _get(row, name)) for name in columns]
-            return np.array(one, dtype=np.float64).reshape(1, len(columns))
         data = [[_number(name, _get(row, name)) for name in columns] for row in rows]
         return np.array(data, dtype=np.float64).reshape(len(rows), len(columns))
 

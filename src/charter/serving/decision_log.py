@@ -27,11 +27,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import orjson
 from sqlalchemy import and_, exc, or_, select
 
+from charter.clock import iso
 from charter.errors import InvalidArgument, StoreUnavailable
 from charter.storage import jsonutil
 from charter.storage.db import Database
@@ -685,17 +687,28 @@ def list_decisions(
     decision: str | None = None,
     variant: str | None = None,
     entity_key: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     before: str | None = None,
     limit: int = 50,
 ) -> DecisionPage:
     """Logged decisions, newest first, filtered by model (and version), decision, variant, the
-    entity key (exact) and ``[since, until)`` (ISO 8601 UTC text, as the log stores it); at
-    most ``limit`` (1-500) per page, the next page from ``before`` (keyset paging on
-    ``(created_at, id)``, so a page is stable while new decisions arrive)."""
+    entity key (exact) and ``[since, until)`` (timezone-aware); at most ``limit`` (1-500) per
+    page, the next page from ``before`` (keyset paging on ``(created_at, id)``, so a page is
+    stable while new decisions arrive)."""
+    from charter.serving.routing import VARIANTS
+    from charter.serving.runtime import DECISION_LABELS
+
     if not 1 <= limit <= 500:
         raise InvalidArgument("limit must be between 1 and 500", field="limit", remedy="e.g. 50")
+    for name, chosen, allowed in (
+        ("decision", decision, DECISION_LABELS),
+        ("variant", variant, VARIANTS),
+    ):
+        if chosen is not None and chosen not in allowed:
+            raise InvalidArgument(
+                f"unknown {name} {chosen!r}", field=name, remedy=f"use one of: {', '.join(allowed)}"
+            )
     query = select(decisions)
     for column, value in (
         (decisions.c.model_name, model),
@@ -707,9 +720,9 @@ def list_decisions(
         if value is not None:
             query = query.where(column == value)
     if since is not None:
-        query = query.where(decisions.c.created_at >= since)
+        query = query.where(decisions.c.created_at >= iso(since))
     if until is not None:
-        query = query.where(decisions.c.created_at < until)
+        query = query.where(decisions.c.created_at < iso(until))
     if before is not None:
         created_at, did = _parse_cursor(before)
         query = query.where(

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from charter.clock import iso
 from charter.entities import AuditEvent, Finding, Model, ModelVersion, Stage
 from charter.errors import InvalidArgument, NotFound
 from charter.monitoring import store as monitor_store
@@ -545,6 +544,13 @@ def decision_page(reg: Registry, decision_id: str | None) -> dict[str, Any]:
 DECISIONS_PER_PAGE = 50
 
 
+def _older_link(filters: dict[str, str], before: object) -> str | None:
+    """The query of the next (older) page: the filters in force and the cursor, or None."""
+    if before is None:
+        return None
+    return urlencode({**{k: v for k, v in filters.items() if v}, "before": before})
+
+
 def decision_list(
     reg: Registry,
     *,
@@ -584,19 +590,15 @@ def decision_list(
         decision=filters["decision"] or None,
         variant=filters["variant"] or None,
         entity_key=filters["entity"] or None,
-        since=None if lo is None else iso(lo),
-        until=None if hi is None else iso(hi),
+        since=lo,
+        until=hi,
         before=text_arg(before, "before", limit=100) or None,
         limit=DECISIONS_PER_PAGE,
     )
-    older = None
-    if page.next_before is not None:
-        query = {k: v for k, v in filters.items() if v}
-        older = urlencode({**query, "before": page.next_before})
     return {
         "filters": filters,
         "records": page.records,
-        "older": older,
+        "older": _older_link(filters, page.next_before),
         "paged": bool(before),
         "variants": VARIANTS,
         "labels": DECISION_LABELS,
@@ -640,8 +642,7 @@ def audit_page(
     older = None
     if len(events) > AUDIT_LIMIT:  # a next page: the same filters, before the last one shown
         events = events[:AUDIT_LIMIT]
-        kept = {k: v for k, v in filters.items() if v}
-        older = urlencode({**kept, "before": events[-1].seq})
+        older = _older_link(filters, events[-1].seq)
     head = reg.audit_checkpoint()
     wanted = choice_arg(verify, "verify", ("1",)) == "1"
     verified = None
