@@ -144,11 +144,11 @@ class _Condition:
         self.tiny_threshold = False
 
 
-def _conditions(tree: Tree, leaf: _Leaf, strict: bool) -> list[_Condition]:
+def _conditions(tree: Tree, leaf: _Leaf) -> list[_Condition]:
     out = [_Condition() for _ in leaf.features]
     for node, goes_left in leaf.steps:
         c = out[leaf.features.index(int(tree.feature[node]))]
-        t = float(np.float32(tree.threshold[node])) if strict else float(tree.threshold[node])
+        t = float(tree.threshold[node])  # (XGBoost's bounds are made float32 in TreeTable)
         if goes_left:
             c.hi = min(c.hi, t)
         else:
@@ -202,7 +202,7 @@ class TreeTable:
                 bias += leaf.value * math.prod(leaf.z)
                 if leaf.features:  # a one-leaf tree is all bias
                     leaves.append(leaf)
-                    conditions.append(_conditions(tree, leaf, strict))
+                    conditions.append(_conditions(tree, leaf))
         self.bias = bias
         self.leaves = len(leaves)
         d = np.array([len(leaf.features) for leaf in leaves], dtype=np.int64)

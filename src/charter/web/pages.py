@@ -521,7 +521,7 @@ def create_router(registry: Registry) -> APIRouter:
 
         data, filename = views.experiment_analysis(registry, name, experiment)
         notice = (
-            f"Computed on view from the decision log, {views.now_text(registry)}; not recorded. "
+            f"Computed on view from the decision log, {_when(registry.clock())} UTC; not recorded. "
             f"The decision record is made with: charter experiment analyze {experiment} --record"
         )
         response = HTMLResponse(render_report_html(data, notice=notice))

@@ -527,10 +527,6 @@ def _file_part(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:80] or "experiment"
 
 
-def now_text(reg: Registry) -> str:
-    return reg.clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 # ---------------------------------------------------------------------------------- decisions
 def decision_page(reg: Registry, decision_id: str | None) -> dict[str, Any]:
     from charter.explain.decision import explain_decision
