@@ -7,6 +7,7 @@ writer process); the workers' side is ``RemoteDecisionLog``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -60,6 +61,13 @@ def record(request_id: str, score: float = 0.25) -> DecisionRecord:
     )  # fmt: skip
 
 
+AT = "2026-11-23T00:00:00.000000Z"
+SHADOW = {"decision_id": "d", "model_name": "m", "version": 2, "score": 0.3,
+          "decision": "approve", "latency_ms": 0.1, "created_at": AT}  # fmt: skip
+ERROR = {"model_name": "m", "version": 1, "variant": "champion", "message": "boom",
+         "created_at": AT}  # fmt: skip
+
+
 def count(db: Database, table: Table = decisions) -> int:
     with db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar())
@@ -76,11 +84,8 @@ def test_decisions_shadows_and_errors_are_written_once_and_repeats_get_the_origi
         first = [a.submit(record(f"r{i}")) for i in range(300)]
         # The same request ids from the other worker, concurrently, with other decisions.
         repeats = [b.submit(record(f"r{i}", score=0.9)) for i in range(0, 300, 3)]
-        at = "2026-11-23T00:00:00.000000Z"
-        b.submit_shadow({"decision_id": "d", "model_name": "m", "version": 2, "score": 0.3,
-                         "decision": "approve", "latency_ms": 0.1, "created_at": at})  # fmt: skip
-        b.submit_error({"model_name": "m", "version": 1, "variant": "champion",
-                        "message": "boom", "created_at": at})  # fmt: skip
+        b.submit_shadow(SHADOW)
+        b.submit_error(ERROR)
         got = [f.result(timeout=30) for f in first + repeats]
         # Shadow and error rows are best-effort and unacknowledged: one more decision makes
         # sure b's earlier frame has been written.
@@ -115,6 +120,80 @@ def test_async_waiters_are_woken_on_their_loop(database: Database, sock_path: st
         remote.stop()
         writer.close()
     assert count(database) == 50
+
+
+async def connected(remote: RemoteDecisionLog) -> None:
+    """Wait until the loop's own connection to the writer is open."""
+    for _ in range(500):
+        if remote._channel is not None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the loop's connection to the writer did not open")
+
+
+def test_on_its_own_loop_the_worker_needs_no_thread(database: Database, sock_path: str) -> None:
+    writer = Writer(database, sock_path)
+    remote = RemoteDecisionLog(sock_path)
+
+    async def main() -> None:
+        remote.start()  # on the loop, as the server's lifespan starts it
+        try:
+            # The first decision goes through the sender thread and opens the connection.
+            assert not (await remote.submit_async(record("a0"))).duplicate
+            await connected(remote)
+            futs = [remote.submit_async(record(f"a{i}")) for i in range(1, 50)]
+            remote.submit_shadow(SHADOW)
+            remote.submit_error(ERROR)
+            got = await asyncio.gather(*futs)
+            assert [lg.duplicate for lg in got] == [False] * 49
+            again = await remote.submit_async(record("a1", score=0.9))
+            assert again.duplicate and again.record == got[0].record
+        finally:
+            remote.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        writer.close()
+    assert remote._seq == 1  # only the first decision was forwarded by the sender thread
+    assert remote.rows == 50 and count(database) == 50
+    assert count(database, shadow_scores) == 1 and count(database, scoring_errors) == 1
+
+
+def test_the_loops_connection_fails_its_waiters_when_the_writer_goes_and_reopens(
+    database: Database, sock_path: str
+) -> None:
+    remote = RemoteDecisionLog(sock_path)
+
+    async def main() -> None:
+        writer = Writer(database, sock_path)
+        remote.start()
+        try:
+            await remote.submit_async(record("b0"))
+            await connected(remote)
+            waiting = remote.submit_async(record("b1"))
+            writer.close()  # acknowledges what it read, then hangs up
+            # read before the hang-up: written; or not read: refused, never left waiting
+            with contextlib.suppress(StoreUnavailable):
+                assert not (await waiting).duplicate
+            with pytest.raises(StoreUnavailable):
+                await remote.submit_async(record("b2"))
+            writer = Writer(database, sock_path)  # the writer is back
+            for attempt in range(100):  # the thread path reconnects first, then the loop's
+                with contextlib.suppress(StoreUnavailable):
+                    await remote.submit_async(record(f"c{attempt}"))
+                if remote._channel is not None:
+                    break
+            await connected(remote)
+            assert not (await remote.submit_async(record("b3"))).duplicate
+        finally:
+            remote.stop()
+            writer.close()
+
+    asyncio.run(main())
+    with database.read() as conn:
+        ids = set(conn.execute(select(decisions.c.request_id)).scalars())
+    assert {"b0", "b3"} <= ids and "b2" not in ids
 
 
 def test_no_writer_gives_store_unavailable_and_the_worker_reconnects(

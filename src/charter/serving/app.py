@@ -58,7 +58,7 @@ from charter.serving.decision_log import (
 from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
-from charter.serving.shadow import ShadowWorker
+from charter.serving.shadow import ShadowJob, ShadowWorker
 from charter.serving.validation import FieldError, RequestInvalid, check_text, parse_json
 from charter.storage.schema import decisions, outcomes
 
@@ -155,9 +155,9 @@ class Service:
     scoring_pool: ThreadPoolExecutor | None = None
     _tokens: dict[str, tuple[float, Actor]] = field(default_factory=dict)
 
-    async def queue_shadow(self, job: Callable[[], None]) -> None:
-        """Hand shadow work to the shadow thread (async, so that a response's background task
-        runs it inline instead of in a thread pool)."""
+    async def queue_shadow(self, job: ShadowJob) -> None:
+        """Run shadow work, or hand it to the shadow thread (async, so that a response's
+        background task runs on the event loop instead of in a thread pool)."""
         self.shadows.submit(job)
 
     def actor(self, request: Request, roles: tuple[Role, ...]) -> Actor:
@@ -518,7 +518,7 @@ def create_app(
 
     async def score_core(
         name: str, authorization: str, chunks: AsyncIterator[bytes]
-    ) -> tuple[int, dict[str, Any], Callable[[], None] | None]:
+    ) -> tuple[int, dict[str, Any], ShadowJob | None]:
         """The scoring path shared by the FastAPI route and the raw ASGI fast path:
         (status, JSON payload, shadow work to run after the response)."""
         t0 = time.perf_counter()
@@ -560,10 +560,8 @@ def create_app(
         ]
         shadow = None
         if rt.policy.shadows and fresh:
-
-            def shadow() -> None:
-                shadow_task(rt, fresh)
-
+            # cheap scorers (no generic model among the versions) score on the event loop
+            shadow = ShadowJob(lambda: shadow_task(rt, fresh), inline=not rt.slow)
         return 200, ({"results": results} if batch else results[0]), shadow
 
     app.state.score_core = score_core
@@ -791,8 +789,7 @@ def create_app(
 
 
 ScoreCore = Callable[
-    [str, str, AsyncIterator[bytes]],
-    Awaitable[tuple[int, dict[str, Any], Callable[[], None] | None]],
+    [str, str, AsyncIterator[bytes]], Awaitable[tuple[int, dict[str, Any], ShadowJob | None]]
 ]
 
 
@@ -800,7 +797,7 @@ class FastScorePath:
     """Answers ``POST /v1/models/{name}/score`` in raw ASGI, before FastAPI's middleware, router,
     dependency injection and response classes (the same ``score_core`` the documented route
     calls); ``CharterAPI`` asks it first and passes everything else to FastAPI. Shadow work is
-    queued for the shadow thread after the response has been sent."""
+    run or queued (:mod:`charter.serving.shadow`) after the response has been sent."""
 
     PREFIX = "/v1/models/"
     SUFFIX = "/score"

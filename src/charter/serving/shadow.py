@@ -1,7 +1,12 @@
-"""Shadow scoring off the response path: one background thread per worker process.
+"""Shadow scoring off the response path: after the response, on the event loop or on one
+background thread per worker process.
 
-The champion's response never waits for a shadow. Each scored request hands its shadow work to
-this thread after the response has been sent; the thread scores and logs it in arrival order.
+The champion's response never waits for a shadow. Each scored request hands its shadow work over
+after the response has been sent. Work whose scorers are cheap (linear, scorecard, native trees:
+microseconds to a fraction of a millisecond) runs at once on the event loop (``inline``): handing
+it to a thread cost more than the scoring, a thread wake-up and the interpreter lock changing
+hands, and the shadow's row then joins the loop's own frame to the decision-log writer. Slow work
+(a generic model, milliseconds) goes to this thread, which scores and logs it in arrival order.
 Handing work to one long-lived thread costs a queue put, where a thread pool per request cost a
 pool future, a thread wake-up and a wake-up of the event loop when the pool finished.
 
@@ -18,10 +23,20 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from charter.serving.decision_log import PerTurn
 
 log = logging.getLogger("charter.serving")
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowJob:
+    """Shadow work for after a response; ``inline`` when its scorers are cheap enough to run on
+    the event loop."""
+
+    run: Callable[[], None]
+    inline: bool
 
 
 class ShadowWorker:
@@ -44,8 +59,12 @@ class ShadowWorker:
             self._thread = threading.Thread(target=self._run, name="charter-shadow", daemon=True)
             self._thread.start()
 
-    def submit(self, job: Callable[[], None]) -> bool:
-        """Queue ``job``; False (and counted) when the queue is full."""
+    def submit(self, job: ShadowJob) -> bool:
+        """Run an inline ``job`` now, or queue it for the thread; False (and counted) when the
+        queue is full."""
+        if job.inline:
+            _run(job.run)
+            return True
         with self._count:
             full = self._pending >= self.max_pending
             if full:
@@ -59,9 +78,9 @@ class ShadowWorker:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # not on an event loop: hand it over now
-            self._q.put([job])
+            self._q.put([job.run])
             return True
-        self._per_turn.add(loop, job)
+        self._per_turn.add(loop, job.run)
         return True
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -79,7 +98,11 @@ class ShadowWorker:
             with self._count:
                 self._pending -= len(jobs)
             for job in jobs:
-                try:
-                    job()
-                except Exception:  # a shadow's fault must never end shadow scoring
-                    log.exception("a shadow job failed")
+                _run(job)
+
+
+def _run(job: Callable[[], None]) -> None:
+    try:
+        job()
+    except Exception:  # a shadow's fault must never end shadow scoring, nor fail a request
+        log.exception("a shadow job failed")

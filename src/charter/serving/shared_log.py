@@ -7,6 +7,13 @@ alone. Here one writer process owns the database's writes; the workers send it t
 over a Unix socket and wait for its acknowledgement. Both workers' decisions go into one group
 commit, and the inserts run off the workers' interpreter locks.
 
+A worker's event loop keeps its own connection to the writer (``_Channel``): the decisions of
+one turn of the loop go out as one frame at the end of the turn, and the acknowledgements are
+read and resolved on the loop. No thread is woken on the way out or back, which matters more than
+it seems: with a sender and a receiver thread (still used off the loop, and for the first
+decisions while the loop's connection opens) each turn cost two thread wake-ups and a wake-up of
+the loop, and the worker's interpreter lock changed hands for each.
+
 The promise is unchanged: a worker answers a request only once the writer has acknowledged its
 decision, and the writer acknowledges only after the commit. If the writer is away, or cannot
 write, the requests waiting on it get 503; the worker reconnects for the next request, and
@@ -22,6 +29,7 @@ and JSON carries no code.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -29,16 +37,19 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from charter.errors import StoreUnavailable
 from charter.serving.decision_log import (
+    ERROR_COLUMNS,
+    SHADOW_COLUMNS,
     DecisionLog,
     DecisionQueue,
     DecisionRecord,
     EncodedRow,
+    Logged,
     Remote,
     Result,
     Waiter,
@@ -177,8 +188,105 @@ class _Connection:
         self.closed = False
 
 
+class _Channel(asyncio.Protocol):
+    """A worker event loop's own connection to the writer. What the loop submits during one
+    turn goes out as one frame at the end of the turn, and the writer's acknowledgements
+    resolve the waiting futures on the loop itself: no thread is woken either way."""
+
+    def __init__(self, owner: RemoteDecisionLog, loop: asyncio.AbstractEventLoop) -> None:
+        self.owner = owner
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._seq = 0
+        self._pending: dict[int, tuple[asyncio.Future[Logged], DecisionRecord]] = {}
+        self._outgoing: list[Any] = []
+        self._buf = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
+
+    def submit(self, record: DecisionRecord) -> asyncio.Future[Logged]:
+        fut: asyncio.Future[Logged] = self.loop.create_future()
+        self._seq += 1
+        self._pending[self._seq] = (fut, record)
+        self.send([self._seq, "d", record.values()])
+        return fut
+
+    def send(self, message: list[Any]) -> None:
+        if not self._outgoing:
+            self.loop.call_soon(self._flush)
+        self._outgoing.append(message)
+
+    def _flush(self) -> None:
+        messages, self._outgoing = self._outgoing, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_frame(messages))
+        # (else connection_lost has failed, or is about to fail, the decisions among them)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        try:
+            while len(buf) >= 4:
+                (n,) = _LEN.unpack_from(buf)
+                if n > MAX_FRAME:
+                    raise ValueError(f"a frame of {n} bytes is larger than allowed")
+                if len(buf) < 4 + n:
+                    break
+                messages = orjson.loads(bytes(buf[4 : 4 + n]))
+                del buf[: 4 + n]
+                self._settle(messages)
+        except (ValueError, orjson.JSONDecodeError, IndexError, TypeError) as e:
+            log.warning("the decision-log writer sent a bad frame: %s", e)
+            self.close()
+
+    def _settle(self, messages: list[Any]) -> None:
+        written = 0
+        for message in messages:
+            waiting = self._pending.pop(int(message[0]), None)
+            if waiting is None or waiting[0].done():  # (done: the request went away)
+                continue
+            fut, rec = waiting
+            if message[1] == "ok":
+                fut.set_result(Logged(rec, False))
+                written += 1
+            elif message[1] == "dup":
+                fut.set_result(Logged(DecisionRecord.from_values(message[2]), True))
+            else:
+                fut.set_exception(
+                    StoreUnavailable(
+                        str(message[2]),
+                        remedy="retry later; the writer recovers when the database does",
+                    )
+                )
+        self.owner.batches += 1
+        self.owner.rows += written
+
+    def close(self) -> None:
+        """Send what this turn gathered, then close (the transport writes out its buffer)."""
+        if self._outgoing:
+            self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.owner._channel is self:
+            self.owner._channel = None
+        pending, self._pending = self._pending, {}
+        err = StoreUnavailable(
+            f"the connection to the decision-log writer closed: {exc or 'by the writer'}",
+            remedy="retry; the service reconnects when the writer is back",
+        )
+        for fut, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+
+
 class RemoteDecisionLog(DecisionQueue):
-    """The worker's side: a sender thread forwards queued decisions to the shared writer, a
+    """The worker's side. On the event loop that started it (the server's), decisions go
+    through the loop's own connection to the writer (:class:`_Channel`, opened by the first
+    decision and again after the writer comes back); it is closed by ``stop`` on that loop.
+    Elsewhere, and while that connection opens, a sender thread forwards queued decisions and a
     receiver thread settles them as the writer acknowledges."""
 
     def __init__(self, path: str, *, max_batch: int = 512) -> None:
@@ -187,8 +295,67 @@ class RemoteDecisionLog(DecisionQueue):
         self._seq = 0
         self._conn: _Connection | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop that started it
+        self._channel: _Channel | None = None  # that loop's connection, when open
+        self._opening = False
+        self._opener: asyncio.Task[None] | None = None
+
+    def submit_async(self, record: DecisionRecord) -> asyncio.Future[Logged]:
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            if self._channel is not None:
+                return self._channel.submit(record)
+            self._open_channel(loop)
+        return super().submit_async(record)
+
+    def submit_shadow(self, row: dict[str, Any]) -> None:
+        channel = self._channel_here()
+        if channel is None:
+            super().submit_shadow(row)
+        else:
+            channel.send([0, "s", [row[c] for c in SHADOW_COLUMNS]])
+
+    def submit_error(self, row: dict[str, Any]) -> None:
+        channel = self._channel_here()
+        if channel is None:
+            super().submit_error(row)
+        else:
+            channel.send([0, "e", [row[c] for c in ERROR_COLUMNS]])
+
+    def _channel_here(self) -> _Channel | None:
+        """The open connection, when called on its event loop."""
+        if self._channel is None:
+            return None
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop in this thread
+            return None
+        return self._channel if here is self._loop else None
+
+    def _open_channel(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._opening:
+            return
+        self._opening = True
+
+        async def opening() -> None:
+            try:
+                _, channel = await loop.create_unix_connection(
+                    lambda: _Channel(self, loop), self.path
+                )
+                if loop is self._loop:
+                    self._channel = channel
+                else:  # stopped meanwhile
+                    channel.close()
+            except OSError as e:  # the writer is away: the thread path answers 503 meanwhile
+                log.debug("cannot open the decision-log connection: %s", e)
+            finally:
+                self._opening = False
+
+        self._opener = loop.create_task(opening())  # (a reference, so it is not collected)
 
     def start(self) -> None:
+        with contextlib.suppress(RuntimeError):  # started off an event loop: threads only
+            self._loop = asyncio.get_running_loop()
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="charter-decision-log-sender", daemon=True
@@ -203,6 +370,14 @@ class RemoteDecisionLog(DecisionQueue):
         conn, self._conn = self._conn, None
         if conn is not None:
             self._close(conn)
+        channel, here = self._channel, self._channel_here()
+        self._loop = self._channel = None
+        if channel is not None:
+            if channel is here:
+                channel.close()
+            else:
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    channel.loop.call_soon_threadsafe(channel.close)
 
     # -- sender -------------------------------------------------------------------------------
     def _run(self) -> None:
