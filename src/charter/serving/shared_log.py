@@ -68,22 +68,27 @@ def _frame(messages: list[Any]) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
+def _complete(buf: bytearray) -> Iterator[list[Any]]:
+    """The messages of each whole frame at the start of ``buf``, taken out of it as they go."""
+    while len(buf) >= 4:
+        (n,) = _LEN.unpack_from(buf)
+        if n > MAX_FRAME:
+            raise ValueError(f"a frame of {n} bytes is larger than allowed")
+        if len(buf) < 4 + n:
+            return
+        body = bytes(buf[4 : 4 + n])
+        del buf[: 4 + n]
+        messages = orjson.loads(body)
+        if not isinstance(messages, list):
+            raise ValueError("a frame must hold a list of messages")
+        yield messages
+
+
 def _frames(sock: socket.socket) -> Iterator[list[Any]]:
     """The messages of each frame read from ``sock``, until it closes."""
     buf = bytearray()
     while True:
-        while len(buf) >= 4:
-            (n,) = _LEN.unpack_from(buf)
-            if n > MAX_FRAME:
-                raise ValueError(f"a frame of {n} bytes is larger than allowed")
-            if len(buf) < 4 + n:
-                break
-            body = bytes(buf[4 : 4 + n])
-            del buf[: 4 + n]
-            messages = orjson.loads(body)
-            if not isinstance(messages, list):
-                raise ValueError("a frame must hold a list of messages")
-            yield messages
+        yield from _complete(buf)
         chunk = sock.recv(1 << 16)
         if not chunk:
             return
@@ -224,17 +229,9 @@ class _Channel(asyncio.Protocol):
         # (else connection_lost has failed, or is about to fail, the decisions among them)
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
+        self._buf += data
         try:
-            while len(buf) >= 4:
-                (n,) = _LEN.unpack_from(buf)
-                if n > MAX_FRAME:
-                    raise ValueError(f"a frame of {n} bytes is larger than allowed")
-                if len(buf) < 4 + n:
-                    break
-                messages = orjson.loads(bytes(buf[4 : 4 + n]))
-                del buf[: 4 + n]
+            for messages in _complete(self._buf):
                 self._settle(messages)
         except (ValueError, orjson.JSONDecodeError, IndexError, TypeError) as e:
             log.warning("the decision-log writer sent a bad frame: %s", e)
