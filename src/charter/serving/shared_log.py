@@ -53,6 +53,8 @@ from charter.serving.decision_log import (
     Remote,
     Result,
     Waiter,
+    _outcome,
+    _resolve_on_loop,
     settle,
 )
 
@@ -82,6 +84,25 @@ def _complete(buf: bytearray) -> Iterator[list[Any]]:
         if not isinstance(messages, list):
             raise ValueError("a frame must hold a list of messages")
         yield messages
+
+
+def _result(message: list[Any]) -> Result:
+    """What the writer said of one decision: ``[seq, "ok"]``, ``[seq, "dup", row]``, or
+    ``[seq, "err", message]``."""
+    if message[1] == "ok":
+        return None
+    if message[1] == "dup":
+        return DecisionRecord.from_values(message[2])
+    return StoreUnavailable(
+        str(message[2]), remedy="retry later; the writer recovers when the database does"
+    )
+
+
+def _unreachable(e: BaseException) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"the decision-log writer cannot be reached: {e}",
+        remedy="retry; the service reconnects when the writer is back",
+    )
 
 
 def _frames(sock: socket.socket) -> Iterator[list[Any]]:
@@ -238,26 +259,15 @@ class _Channel(asyncio.Protocol):
             self.close()
 
     def _settle(self, messages: list[Any]) -> None:
-        written = 0
+        resolved: list[tuple[asyncio.Future[Logged], Logged | BaseException]] = []
         for message in messages:
             waiting = self._pending.pop(int(message[0]), None)
-            if waiting is None or waiting[0].done():  # (done: the request went away)
-                continue
-            fut, rec = waiting
-            if message[1] == "ok":
-                fut.set_result(Logged(rec, False))
-                written += 1
-            elif message[1] == "dup":
-                fut.set_result(Logged(DecisionRecord.from_values(message[2]), True))
-            else:
-                fut.set_exception(
-                    StoreUnavailable(
-                        str(message[2]),
-                        remedy="retry later; the writer recovers when the database does",
-                    )
-                )
+            if waiting is not None:
+                result = _result(message)
+                self.owner.rows += result is None
+                resolved.append((waiting[0], _outcome(waiting[1], result)))
         self.owner.batches += 1
-        self.owner.rows += written
+        _resolve_on_loop(resolved)
 
     def close(self) -> None:
         """Send what this turn gathered, then close (the transport writes out its buffer)."""
@@ -270,13 +280,8 @@ class _Channel(asyncio.Protocol):
         if self.owner._channel is self:
             self.owner._channel = None
         pending, self._pending = self._pending, {}
-        err = StoreUnavailable(
-            f"the connection to the decision-log writer closed: {exc or 'by the writer'}",
-            remedy="retry; the service reconnects when the writer is back",
-        )
-        for fut, _ in pending.values():
-            if not fut.done():
-                fut.set_exception(err)
+        err = _unreachable(exc or ConnectionError("the writer closed the connection"))
+        _resolve_on_loop([(fut, err) for fut, _ in pending.values()])
 
 
 class RemoteDecisionLog(DecisionQueue):
@@ -294,8 +299,7 @@ class RemoteDecisionLog(DecisionQueue):
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop that started it
         self._channel: _Channel | None = None  # that loop's connection, when open
-        self._opening = False
-        self._opener: asyncio.Task[None] | None = None
+        self._opener: asyncio.Task[None] | None = None  # opening that connection
 
     def submit_async(self, record: DecisionRecord) -> asyncio.Future[Logged]:
         loop = asyncio.get_running_loop()
@@ -306,18 +310,19 @@ class RemoteDecisionLog(DecisionQueue):
         return super().submit_async(record)
 
     def submit_shadow(self, row: dict[str, Any]) -> None:
-        channel = self._channel_here()
-        if channel is None:
+        if not self._send_here("s", SHADOW_COLUMNS, row):
             super().submit_shadow(row)
-        else:
-            channel.send([0, "s", [row[c] for c in SHADOW_COLUMNS]])
 
     def submit_error(self, row: dict[str, Any]) -> None:
-        channel = self._channel_here()
-        if channel is None:
+        if not self._send_here("e", ERROR_COLUMNS, row):
             super().submit_error(row)
-        else:
-            channel.send([0, "e", [row[c] for c in ERROR_COLUMNS]])
+
+    def _send_here(self, kind: str, columns: tuple[str, ...], row: dict[str, Any]) -> bool:
+        """Send an unacknowledged row on the loop's connection, if called on that loop."""
+        channel = self._channel_here()
+        if channel is not None:
+            channel.send([0, kind, [row[c] for c in columns]])
+        return channel is not None
 
     def _channel_here(self) -> _Channel | None:
         """The open connection, when called on its event loop."""
@@ -330,9 +335,8 @@ class RemoteDecisionLog(DecisionQueue):
         return self._channel if here is self._loop else None
 
     def _open_channel(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._opening:
+        if self._opener is not None and not self._opener.done():
             return
-        self._opening = True
 
         async def opening() -> None:
             try:
@@ -345,10 +349,8 @@ class RemoteDecisionLog(DecisionQueue):
                     channel.close()
             except OSError as e:  # the writer is away: the thread path answers 503 meanwhile
                 log.debug("cannot open the decision-log connection: %s", e)
-            finally:
-                self._opening = False
 
-        self._opener = loop.create_task(opening())  # (a reference, so it is not collected)
+        self._opener = loop.create_task(opening())
 
     def start(self) -> None:
         with contextlib.suppress(RuntimeError):  # started off an event loop: threads only
@@ -432,10 +434,7 @@ class RemoteDecisionLog(DecisionQueue):
 
     @staticmethod
     def _fail(waiting: list[tuple[Waiter, DecisionRecord]], e: BaseException) -> None:
-        err = StoreUnavailable(
-            f"the decision-log writer cannot be reached: {e}",
-            remedy="retry; the service reconnects when the writer is back",
-        )
+        err = _unreachable(e)
         settle([(w, rec, err) for w, rec in waiting])
 
     # -- receiver -----------------------------------------------------------------------------
@@ -450,17 +449,8 @@ class RemoteDecisionLog(DecisionQueue):
                         waiting = conn.pending.pop(int(message[0]), None)
                         if waiting is None:
                             continue
-                        result: Result
-                        if message[1] == "ok":
-                            result = None
-                            written += 1
-                        elif message[1] == "dup":
-                            result = DecisionRecord.from_values(message[2])
-                        else:
-                            result = StoreUnavailable(
-                                str(message[2]),
-                                remedy="retry later; the writer recovers when the database does",
-                            )
+                        result = _result(message)
+                        written += result is None
                         settled.append((waiting[0], waiting[1], result))
                 self.batches += 1
                 self.rows += written
