@@ -235,6 +235,52 @@ def test_an_unwritable_database_is_reported_per_decision(
         broken.dispose()
 
 
+def test_a_worker_that_sends_garbage_is_hung_up_on_and_the_others_go_on(
+    database: Database, sock_path: str
+) -> None:
+    writer = Writer(database, sock_path)
+    good = RemoteDecisionLog(sock_path)
+    good.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as bad:
+            bad.connect(sock_path)
+            bad.sendall(_frame([[1, "x", []]]))  # an unknown kind of message
+            bad.settimeout(10)
+            assert bad.recv(1) == b""  # the writer hangs up on it
+        with socket.socket(socket.AF_UNIX) as torn:
+            torn.connect(sock_path)
+            torn.sendall(b"\xff\xff\xff\xff")  # a frame longer than allowed
+            torn.settimeout(10)
+            assert torn.recv(1) == b""
+        assert not good.submit(record("g")).result(timeout=30).duplicate
+    finally:
+        good.stop()
+        writer.close()
+    assert count(database) == 1
+
+
+def test_what_a_worker_sent_before_it_hung_up_is_written(
+    database: Database, sock_path: str
+) -> None:
+    writer = Writer(database, sock_path)
+    rows = [[i + 1, "d", list(record(f"h{i}").values())] for i in range(20)]
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(sock_path)
+            s.sendall(_frame(rows[:10]) + _frame(rows[10:]))
+        # Nobody is left to acknowledge to; a decision from another worker after them shows
+        # when they have been written.
+        other = RemoteDecisionLog(sock_path)
+        other.start()
+        try:
+            other.submit(record("after")).result(timeout=30)
+        finally:
+            other.stop()
+    finally:
+        writer.close()
+    assert count(database) == 21
+
+
 def test_frames_round_trip_and_a_torn_stream_ends_cleanly() -> None:
     left, right = socket.socketpair()
     with left, right:

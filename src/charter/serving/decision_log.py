@@ -384,14 +384,17 @@ class DecisionLog(DecisionQueue):
             except (StoreUnavailable, exc.SQLAlchemyError) as e:
                 log.warning("WAL checkpoint failed (will retry): %s", e)
 
-    def start(self) -> None:
+    def start(self, *, thread: bool = True) -> None:
+        """Start the writer thread, and the WAL checkpoints on SQLite. With ``thread=False``
+        the caller writes on its own thread with :meth:`write_group` (the shared writer's
+        process does, from its socket loop)."""
         if self.db.dialect == "sqlite" and self._checkpointer is None:
             self._stopping.clear()
             self._checkpointer = threading.Thread(
                 target=self._checkpoints, name="charter-wal-checkpoint", daemon=True
             )
             self._checkpointer.start()
-        if self._thread is None:
+        if thread and self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="charter-decision-log", daemon=True
             )
@@ -406,38 +409,43 @@ class DecisionLog(DecisionQueue):
             self._request_stop()
             self._thread.join(timeout=30)
             self._thread = None
-
-    def enqueue(self, kind: str, row: Any, waiter: Waiter | None) -> None:
-        """Queue a decision, shadow or error row as it arrived from another process."""
-        self._q.put((kind, row, waiter))
+        else:  # the caller wrote on its own thread; it has stopped writing
+            self._release()
 
     # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
         try:
             self._loop()
         finally:
-            self._close_connection()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self._release()
+
+    def _release(self) -> None:
+        self._close_connection()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _loop(self) -> None:
         while True:
             batch, stop = self._next_batch()
             if not batch:
                 return
-            try:
-                settled = self._write(batch)
-            except Exception as e:  # a bug must not kill the writer and leave requests waiting
-                log.exception("the decision-log writer failed on a batch")
-                err = StoreUnavailable(
-                    f"the decision log failed: {e!r}",
-                    remedy="retry; report the server log to the platform team",
-                )
-                settled = [(w, rec, err) for _kind, rec, w in batch if w is not None]
-            settle(settled)
+            self.write_group(batch)
             if stop:
                 return
+
+    def write_group(self, batch: list[tuple[str, Any, Waiter | None]]) -> None:
+        """Write one group of ``(kind, row, waiter)`` and tell its waiters, on this thread."""
+        try:
+            settled = self._write(batch)
+        except Exception as e:  # a bug must not kill the writer and leave requests waiting
+            log.exception("the decision-log writer failed on a batch")
+            err = StoreUnavailable(
+                f"the decision log failed: {e!r}",
+                remedy="retry; report the server log to the platform team",
+            )
+            settled = [(w, rec, err) for _kind, rec, w in batch if w is not None]
+        settle(settled)
 
     def _write(
         self, batch: list[tuple[str, Any, Waiter | None]]

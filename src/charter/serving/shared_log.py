@@ -5,7 +5,10 @@ commits took turns through a file lock, and each writer shared its worker's inte
 the request path: under load a group of 16 decisions took about 4 ms to write that took 1 ms
 alone. Here one writer process owns the database's writes; the workers send it their decisions
 over a Unix socket and wait for its acknowledgement. Both workers' decisions go into one group
-commit, and the inserts run off the workers' interpreter locks.
+commit, and the inserts run off the workers' interpreter locks. The writer is one thread around a
+selector (``serve``): it reads what every ready worker sent, commits it as one group, answers, and
+waits again; while a group commits, the next one gathers in the sockets' buffers. (It had a
+reader thread per worker that queued every message to a writer thread.)
 
 A worker's event loop keeps its own connection to the writer (``_Channel``): the decisions of
 one turn of the loop go out as one frame at the end of the turn, and the acknowledgements are
@@ -33,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import selectors
 import socket
 import struct
 import threading
@@ -63,6 +67,9 @@ log = logging.getLogger("charter.serving")
 SOCKET_ENV = "CHARTER_DECISION_LOG_SOCKET"
 MAX_FRAME = 64 * 1024 * 1024
 _LEN = struct.Struct(">I")
+CHUNK = 1 << 16
+READS_PER_TURN = 16  # reads of CHUNK bytes from one worker per turn of the writer's loop, at most
+SEND_TIMEOUT = 10.0  # seconds a worker that does not read its acknowledgements is waited for
 
 
 def _frame(messages: list[Any]) -> bytes:
@@ -118,16 +125,46 @@ def _frames(sock: socket.socket) -> Iterator[list[Any]]:
 
 # ------------------------------------------------------------------------------ the writer side
 class _Peer:
-    """One connected worker, as the writer acknowledges to it."""
+    """One connected worker: its socket, and the bytes read from it that do not yet make a
+    whole frame."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self._send = threading.Lock()
-        self.reader: threading.Thread | None = None
+        self.buf = bytearray()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def read(self, into: list[tuple[str, Any, Waiter | None]]) -> bool:
+        """Add what the worker sent to ``into``; False when it has gone (or sent garbage)."""
+        alive = True
+        try:
+            for _ in range(READS_PER_TURN):
+                try:
+                    chunk = self.sock.recv(CHUNK)
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    alive = False  # what it sent before it went is still written
+                    break
+                self.buf += chunk
+                if len(chunk) < CHUNK:
+                    break
+            for messages in _complete(self.buf):
+                for seq, kind, row in messages:
+                    if kind == "d":
+                        into.append(("decision", EncodedRow(tuple(row)), Remote(self, int(seq))))
+                    elif kind == "s":
+                        into.append(("shadow", tuple(row), None))
+                    elif kind == "e":
+                        into.append(("error", tuple(row), None))
+                    else:
+                        raise ValueError(f"unknown message kind {kind!r}")
+        except (OSError, ValueError, TypeError, orjson.JSONDecodeError) as e:
+            log.warning("a worker's decision-log connection failed: %s", e)
+            return False
+        return alive
 
     def acknowledge(self, results: list[tuple[int, Result]]) -> None:
         messages: list[Any] = []
@@ -138,69 +175,76 @@ class _Peer:
                 messages.append([seq, "dup", list(result.values())])
             else:
                 messages.append([seq, "err", str(result)])
-        with self._send, contextlib.suppress(OSError):  # a worker that went away waits no more
-            self.sock.sendall(_frame(messages))
-
-
-def _serve_peer(peer: _Peer, writer: DecisionLog, stopping: threading.Event) -> None:
-    try:
-        for messages in _frames(peer.sock):
-            for seq, kind, row in messages:
-                if kind == "d":
-                    writer.enqueue("decision", EncodedRow(tuple(row)), Remote(peer, int(seq)))
-                elif kind == "s":
-                    writer.enqueue("shadow", tuple(row), None)
-                elif kind == "e":
-                    writer.enqueue("error", tuple(row), None)
-                else:
-                    raise ValueError(f"unknown message kind {kind!r}")
-    except (OSError, ValueError, orjson.JSONDecodeError) as e:
-        log.warning("a worker's decision-log connection failed: %s", e)
-    finally:
-        if not stopping.is_set():  # the worker went away; at a stop, serve() closes it
-            peer.close()
+        data = _frame(messages)
+        try:
+            try:
+                sent = self.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):  # the worker is slow to read: wait for room, a while
+                self.sock.settimeout(SEND_TIMEOUT)
+                self.sock.sendall(data[sent:])
+                self.sock.setblocking(False)
+        except OSError:
+            # The worker went away, or stopped reading: it waits no more. The loop sees the
+            # socket end, and closes it.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def serve(writer: DecisionLog, path: str, stop: threading.Event) -> None:
-    """Accept workers on the Unix socket ``path`` and feed ``writer`` until ``stop`` is set."""
+    """Accept workers on the Unix socket ``path`` and write what they send until ``stop`` is
+    set. One thread does it all: it waits for any worker's socket to be readable, reads what
+    every ready worker sent, writes that as one group commit and acknowledges it, and waits
+    again. While a group commits, the next one gathers in the sockets' buffers."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a socket left by a writer that died
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o600)
     listener.listen(128)
-    listener.settimeout(0.2)
-    writer.start()
-    peers: list[_Peer] = []
+    listener.setblocking(False)
+    writer.start(thread=False)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, None)
+    peers: dict[socket.socket, _Peer] = {}
     try:
         while not stop.is_set():
-            try:
-                sock, _ = listener.accept()
-            except TimeoutError:
-                continue
-            sock.settimeout(None)
-            peer = _Peer(sock)
-            peer.reader = threading.Thread(
-                target=_serve_peer, args=(peer, writer, stop), name="charter-log-peer", daemon=True
-            )
-            peers = [p for p in peers if p.reader is not None and p.reader.is_alive()]
-            peers.append(peer)
-            peer.reader.start()
+            group: list[tuple[str, Any, Waiter | None]] = []
+            for key, _ in sel.select(timeout=0.2):
+                if key.data is None:
+                    _accept(listener, sel, peers)
+                elif not key.data.read(group):
+                    sel.unregister(key.fileobj)
+                    peers.pop(key.data.sock, None)
+                    key.data.close()
+            # What was read is written before the stop is looked at: a worker never waits for
+            # a decision the writer read and dropped. Then it hangs up, and a worker still
+            # waiting hears that the writer has gone, and answers 503.
+            for i in range(0, len(group), writer.max_batch):
+                writer.write_group(group[i : i + writer.max_batch])
     finally:
+        sel.close()
         listener.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        # Stop reading, write and acknowledge what was read, then hang up: a worker still
-        # waiting then hears that the writer has gone, and answers 503.
-        for p in peers:
-            with contextlib.suppress(OSError):
-                p.sock.shutdown(socket.SHUT_RD)
-        for p in peers:
-            if p.reader is not None:
-                p.reader.join(timeout=10)
         writer.stop()
-        for p in peers:
+        for p in peers.values():
             p.close()
+
+
+def _accept(
+    listener: socket.socket, sel: selectors.BaseSelector, peers: dict[socket.socket, _Peer]
+) -> None:
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        peer = _Peer(sock)
+        peers[sock] = peer
+        sel.register(sock, selectors.EVENT_READ, peer)
 
 
 # ------------------------------------------------------------------------------ the worker side
