@@ -19,6 +19,7 @@ orphan answering requests.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
@@ -33,6 +34,9 @@ import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("charter.serving")
 
@@ -46,7 +50,9 @@ def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
     import uvicorn
 
     if workers == 1:
-        uvicorn.run(APP, factory=True, host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            APP, factory=True, host=host, port=port, log_level=log_level, http=OneWriteProtocol
+        )
         return
     _check_free(host, port)
     ctx = multiprocessing.get_context("spawn")
@@ -160,6 +166,43 @@ def _log_writer(path: str) -> None:
         db.dispose()
 
 
+class _OneWrite:
+    """A connection's transport that sends what is written to it in one turn of the event loop
+    as one write. uvicorn writes a response's head and its body separately, and each write is
+    a send on the socket at once: two system calls and two TCP segments per response, which
+    the client's side also wakes for. Here they go as one, at the end of the turn."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()  # what was written goes out before the connection ends
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class OneWriteProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol (httptools), on a transport that writes once per turn."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # a Transport here
+        super().connection_made(cast("asyncio.Transport", _OneWrite(cast("Any", transport))))
+
+
 def _check_free(host: str, port: int) -> None:
     """Fail at once, with the port named, when another program holds it."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as s:
@@ -189,5 +232,5 @@ def _worker(host: str, port: int, log_level: str) -> None:
     sock.bind((host, port))
     sock.listen(BACKLOG)
     sock.set_inheritable(True)
-    config = uvicorn.Config(APP, factory=True, log_level=log_level)
+    config = uvicorn.Config(APP, factory=True, log_level=log_level, http=OneWriteProtocol)
     uvicorn.Server(config).run(sockets=[sock])
