@@ -5,8 +5,13 @@ Credit champion (a logistic-regression scorecard), one shadow, reason codes and 
 decision log (group commit, SQLite in WAL mode under a temporary CHARTER_HOME). The floor is a
 bare ASGI app returning a constant, run by uvicorn with 1 and 2 workers. The second baseline is
 the issue's plain stack (``fastapi_app.py``: FastAPI, a pydantic request model and scikit-learn's
-``predict_proba``, 2 workers, nothing logged); the goal of 5,000 req/s was set as 2.5 times it, so
-the ratio in the same run is printed too, which this machine's changing speed does not move.
+``predict_proba`` on the request as a one-row DataFrame, the call the issue timed at about 440 µs;
+2 workers, nothing logged); the goal of 5,000 req/s was set as 2.5 times it, so the ratio in the
+same run is printed too, which this machine's changing speed does not move. A leaner stand-in
+(``predict_proba`` on a numpy row) runs as well. Neither lands where the issue's stack did (0.084x
+the floor): the DataFrame call costs more here than the issue's 440 µs, the numpy call less. So
+the goal is also printed as the share of the floor it stands for at the issue's table, 2.5 x
+2,040 / 24,200 = 0.211x, against the floor of the same run.
 wrk drives each at 32 connections; every Charter request carries a unique request id, so every
 200 is a new decision, and at the end the decision-log row count must equal the number of 200
 responses.
@@ -34,6 +39,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 BENCH = Path(__file__).resolve().parent
+GOAL_SHARE = 2.5 * 2040 / 24200  # the goal as a share of the floor, at the issue's table
+PLAIN_STACKS = {
+    "plain FastAPI + predict_proba (2 workers)": "fastapi_app:app",
+    "  lean: predict_proba on a numpy row": "fastapi_app:lean_app",
+}
 LUA = r"""
 local counter = 0
 local thread_id = 0
@@ -231,22 +241,24 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait()
-        # The issue's plain stack: FastAPI + pydantic + predict_proba, 2 workers, nothing logged.
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--port", str(port),
-             "--workers", "2", "--log-level", "warning", "--app-dir", str(BENCH)],
-            env=env,
-        )  # fmt: skip
-        try:
-            wait_http(f"http://127.0.0.1:{port}/openapi.json")
-            results["plain FastAPI + predict_proba (2 workers)"] = run_wrk(
-                wrk, f"http://127.0.0.1:{port}/v1/models/gc/score", args.duration,
-                args.connections, str(script),
+        # The issue's plain stack: FastAPI + pydantic + predict_proba, 2 workers, nothing logged;
+        # and its lean stand-in (predict_proba on a numpy row).
+        for label, target in PLAIN_STACKS.items():
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", target, "--port", str(port),
+                 "--workers", "2", "--log-level", "warning", "--app-dir", str(BENCH)],
+                env=env,
             )  # fmt: skip
-        finally:
-            proc.terminate()
-            proc.wait()
+            try:
+                wait_http(f"http://127.0.0.1:{port}/openapi.json")
+                results[label] = run_wrk(
+                    wrk, f"http://127.0.0.1:{port}/v1/models/gc/score", args.duration,
+                    args.connections, str(script),
+                )  # fmt: skip
+            finally:
+                proc.terminate()
+                proc.wait()
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "charter.cli", "serve", "--port", str(port),
@@ -264,6 +276,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
+    costs = predict_costs()
     floor = results["floor (2 workers)"]
     print(f"wrk, {args.connections} connections, {args.duration} s each, this machine "
           f"({os.cpu_count()} cores)")  # fmt: skip
@@ -285,13 +298,40 @@ def main() -> None:
         f"goal: >= 5,000 req/s and p99 < 20 ms: "
         f"{'met' if ch['rps'] >= 5000 and ch['p99'] < 20 else 'NOT met'}"
     )
-    plain = results["plain FastAPI + predict_proba (2 workers)"]
-    times = ch["rps"] / plain["rps"]
+    # The goal's 5,000 is 2.5 times the issue's plain stack, measured at a floor of 24,200:
+    # 2.5 x 2,040 / 24,200 of the floor. That share of the floor measured in this run is the
+    # goal on this machine's speed of the moment.
+    share = ch["rps"] / floor["rps"]
     print(
-        f"against the plain FastAPI stack in this run: {times:.2f}x its requests per second "
-        f"(the goal's 5,000 is 2.5x the issue's 2,040): {'met' if times >= 2.5 else 'NOT met'}; "
-        f"its non-2xx: {plain['non2xx']:.0f}"
+        f"goal against the floor (2.5 x the issue's plain stack = 2.5 x 2,040 / 24,200 = "
+        f"{GOAL_SHARE:.3f}x): {share:.3f}x: {'met' if share >= GOAL_SHARE else 'NOT met'}"
     )
+    print(f"predict_proba on one row, in this process: on a DataFrame {costs['frame']:.0f} µs, "
+          f"on a numpy row {costs['lean']:.0f} µs (the issue: about 440 µs)")  # fmt: skip
+    for label, r in ((label, results[label]) for label in PLAIN_STACKS):
+        print(
+            f"{label.strip()}: {r['rps'] / floor['rps']:.3f}x the floor (the issue's plain "
+            f"stack: 0.084x); Charter answers {ch['rps'] / r['rps']:.2f}x its requests per "
+            f"second; its non-2xx: {r['non2xx']:.0f}"
+        )
+
+
+def predict_costs() -> dict[str, float]:
+    """Microseconds per ``predict_proba`` on one row, as each plain stack calls it."""
+    sys.path.insert(0, str(BENCH))
+    import fastapi_app
+    from charter import datasets
+
+    X, _ = datasets.german_credit_xy()
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in X.iloc[0].to_dict().items()}
+    costs = {}
+    for name, fn in (("frame", fastapi_app.frame_score), ("lean", fastapi_app.lean_score)):
+        fn(row)
+        t = time.perf_counter()
+        for _ in range(200):
+            fn(row)
+        costs[name] = (time.perf_counter() - t) / 200 * 1e6
+    return costs
 
 
 if __name__ == "__main__":
