@@ -261,11 +261,31 @@ def test_challenger_split_is_sticky_and_shadow_is_logged(served: Served) -> None
         assert all(len(v) == 1 for v in seen.values())  # sticky
         share = sum(v == {v2} for v in seen.values()) / len(seen)
         assert 0.1 < share < 0.5
-        assert "charter_shadow_scored" in c.get("/metrics").text
+        metrics = c.get("/metrics").text
     assert count(served, shadow_scores) == 200
     with reg.db.read() as conn:
         versions = {r.version for r in conn.execute(select(shadow_scores.c.version))}
+        differ = conn.execute(
+            select(func.count())
+            .select_from(
+                shadow_scores.join(decisions, decisions.c.id == shadow_scores.c.decision_id)
+            )
+            .where(shadow_scores.c.decision != decisions.c.decision)
+        ).scalar()
     assert versions == {v3}
+    # the counters of the shadow's own series agree with its rows
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts = {
+        (s.name, s.labels.get("shadow_version")): s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if s.name in ("charter_shadow_scored_total", "charter_shadow_disagreements_total")
+    }
+    assert counts == {
+        ("charter_shadow_scored_total", str(v3)): 200,
+        ("charter_shadow_disagreements_total", str(v3)): differ,
+    }
 
 
 def test_versions_with_different_features_serve_the_same_requests(served: Served) -> None:

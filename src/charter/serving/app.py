@@ -127,6 +127,7 @@ class Metrics:
             registry=r,
         )
         self._served: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+        self._shadow: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def served(self, model: str, version: int, variant: str) -> tuple[Any, Any, Any]:
         """The (requests ok, latency, scores) series of one served version and variant, looked
@@ -140,6 +141,19 @@ class Metrics:
                 self.scores.labels(model, str(version)),
             )
             self._served[key] = series
+        return series
+
+    def shadow(self, model: str, version: int) -> tuple[Any, Any]:
+        """The (scored, disagreed) series of one shadow version, looked up once."""
+        key = (model, version)
+        series = self._shadow.get(key)
+        if series is None:
+            label = str(version)
+            series = (
+                self.shadow_scored.labels(model, label),
+                self.shadow_disagreement.labels(model, label),
+            )
+            self._shadow[key] = series
         return series
 
 
@@ -452,21 +466,16 @@ def create_app(
     def shadow_task(rt: ModelRuntime, items: list[tuple[DecisionRecord, dict[str, Any]]]) -> None:
         for shadow_version in rt.policy.shadows:
             served = rt.versions[shadow_version]
-            label = str(shadow_version)
-            scored = svc.metrics.shadow_scored.labels(rt.name, label)
-            disagreed = svc.metrics.shadow_disagreement.labels(rt.name, label)
-            # A shadow with the same feature schema as the version that answered takes that
-            # version's checked inputs; one with another schema checks the request itself.
-            same_schema = {
-                v: rt.versions[v].validator.key == served.validator.key
-                for v in {rec.version for rec, _ in items}
-            }
+            scored, disagreed = svc.metrics.shadow(rt.name, shadow_version)
+            key = served.validator.key
             for rec, raw in items:
                 t = time.perf_counter()
                 try:
+                    # A shadow with the same feature schema as the version that answered takes
+                    # that version's checked inputs; one with another schema checks the request.
                     features = (
                         rec.inputs
-                        if same_schema[rec.version]
+                        if rt.versions[rec.version].validator.key == key
                         else served.validator.validate(raw, "features", rt.accepted)
                     )
                     s = float(served.scorer.score_one(features))
