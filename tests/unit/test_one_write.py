@@ -32,7 +32,7 @@ def test_the_writes_of_one_turn_go_as_one_and_in_order() -> None:
         t = FakeTransport()
         w = _OneWrite(t)
         w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
-        w.write(memoryview(b"{}"))
+        w.writelines([memoryview(b"{"), bytearray(b"}")])
         assert t.writes == []  # nothing is sent before the turn ends
         await asyncio.sleep(0)
         w.write(b"next")  # a later turn is a later write

@@ -188,6 +188,14 @@ class _OneWrite:
             if not self._transport.is_closing():
                 self._transport.write(data)
 
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self._flush()  # what was written goes out before the connection ends
         self._transport.close()
