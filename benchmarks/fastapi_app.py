@@ -88,15 +88,16 @@ app = FastAPI()
 lean_app = FastAPI()
 
 
-@app.post("/v1/models/{name}/score")
-async def score(name: str, request: ScoreRequest) -> dict[str, Any]:
-    p = frame_score(request.features.model_dump())
+def answer(request: ScoreRequest, p: float) -> dict[str, Any]:
     decision = "decline" if p >= 0.5 else "approve"
     return {"request_id": request.request_id, "score": p, "decision": decision}
+
+
+@app.post("/v1/models/{name}/score")
+async def score(name: str, request: ScoreRequest) -> dict[str, Any]:
+    return answer(request, frame_score(request.features.model_dump()))
 
 
 @lean_app.post("/v1/models/{name}/score")
 async def lean_score_route(name: str, request: ScoreRequest) -> dict[str, Any]:
-    p = lean_score(request.features.model_dump())
-    decision = "decline" if p >= 0.5 else "approve"
-    return {"request_id": request.request_id, "score": p, "decision": decision}
+    return answer(request, lean_score(request.features.model_dump()))

@@ -7,11 +7,11 @@ bare ASGI app returning a constant, run by uvicorn with 1 and 2 workers. The sec
 the issue's plain stack (``fastapi_app.py``: FastAPI, a pydantic request model and scikit-learn's
 ``predict_proba`` on the request as a one-row DataFrame, the call the issue timed at about 440 µs;
 2 workers, nothing logged); the goal of 5,000 req/s was set as 2.5 times it, so the ratio in the
-same run is printed too, which this machine's changing speed does not move. A leaner stand-in
-(``predict_proba`` on a numpy row) runs as well. Neither lands where the issue's stack did (0.084x
-the floor): the DataFrame call costs more here than the issue's 440 µs, the numpy call less. So
-the goal is also printed as the share of the floor it stands for at the issue's table, 2.5 x
-2,040 / 24,200 = 0.211x, against the floor of the same run.
+same run is printed too, which this machine's changing speed moves less than the absolute
+figures. A leaner stand-in (``predict_proba`` on a numpy row) runs as well. Neither lands where
+the issue's stack did (0.084x the floor): the DataFrame call costs more here than the issue's
+440 µs, the numpy call less. So the goal is also printed as the share of the floor it stands for
+at the issue's table, 2.5 x 2,040 / 24,200 = 0.211x, against the floor of the same run.
 wrk drives each at 32 connections; every Charter request carries a unique request id, so every
 200 is a new decision, and at the end the decision-log row count must equal the number of 200
 responses.
@@ -276,7 +276,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
-    costs = predict_costs()
+    costs = predict_costs(row)
     floor = results["floor (2 workers)"]
     print(f"wrk, {args.connections} connections, {args.duration} s each, this machine "
           f"({os.cpu_count()} cores)")  # fmt: skip
@@ -316,14 +316,11 @@ def main() -> None:
         )
 
 
-def predict_costs() -> dict[str, float]:
-    """Microseconds per ``predict_proba`` on one row, as each plain stack calls it."""
+def predict_costs(row: dict[str, object]) -> dict[str, float]:
+    """Microseconds per ``predict_proba`` on ``row``, as each plain stack calls it."""
     sys.path.insert(0, str(BENCH))
     import fastapi_app
-    from charter import datasets
 
-    X, _ = datasets.german_credit_xy()
-    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in X.iloc[0].to_dict().items()}
     costs = {}
     for name, fn in (("frame", fastapi_app.frame_score), ("lean", fastapi_app.lean_score)):
         fn(row)

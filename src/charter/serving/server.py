@@ -196,6 +196,9 @@ class _OneWrite:
         self._flush()
         self._transport.write_eof()
 
+    def is_closing(self) -> bool:  # asked once a request (the rest goes by __getattr__)
+        return self._transport.is_closing()
+
     def close(self) -> None:
         self._flush()  # what was written goes out before the connection ends
         self._transport.close()

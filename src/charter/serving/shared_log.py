@@ -239,7 +239,7 @@ def _accept(
     while True:
         try:
             sock, _ = listener.accept()
-        except (BlockingIOError, InterruptedError):
+        except BlockingIOError:
             return
         sock.setblocking(False)
         peer = _Peer(sock)
