@@ -96,6 +96,19 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
+def wait_all_workers(url: str, timeout: float = 60) -> None:
+    """Wait until ``/readyz`` says every worker accepts connections: one that is still loading
+    takes none, and wrk's connections, opened at once, would all go to the others."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            workers = json.loads(r.read())["workers"]
+        if workers["serving"] == workers["configured"]:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{url}: not every worker is serving")
+
+
 def parse_wrk(out: str) -> dict[str, float]:
     def ms(v: str) -> float:
         m = re.match(r"([\d.]+)(us|ms|s)", v)
@@ -267,6 +280,7 @@ def main() -> None:
         )  # fmt: skip
         try:
             wait_http(f"http://127.0.0.1:{port}/readyz")
+            wait_all_workers(f"http://127.0.0.1:{port}/readyz")
             before = count_decisions(home)
             res = run_wrk(wrk, f"http://127.0.0.1:{port}/v1/models/gc/score", args.duration,
                           args.connections, str(script))  # fmt: skip

@@ -128,6 +128,27 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError("server did not become ready")
 
 
+def _workers_serving(port: int) -> tuple[int, int]:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/readyz")
+        w = json.loads(c.getresponse().read())["workers"]
+        return int(w["serving"]), int(w["configured"])
+    finally:
+        c.close()
+
+
+def _wait_all_serving(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        serving, configured = _workers_serving(port)
+        if serving == configured:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not every worker is serving: {_workers_serving(port)}")
+
+
 @pytest.mark.parametrize(
     ("workers", "trials"),
     [(1, 20), (2, 6)],  # with 2 workers on SQLite, decisions go through the shared writer
@@ -225,9 +246,9 @@ def test_two_workers_share_the_port_and_end_with_a_killed_parent(
         shared = database_url.startswith("sqlite")  # then one writer process, started first
         assert len(spawned) == (3 if shared else 2), children
 
-        def one(i: int) -> tuple[int, Any]:
+        def one(i: int, c: Client = client) -> tuple[int, Any]:
             body = {"request_id": f"two-{i}", "features": served.rows[i % 1000]}
-            return client.post(f"/v1/models/{MODEL}/score", body)
+            return c.post(f"/v1/models/{MODEL}/score", body)
 
         with ThreadPoolExecutor(8) as pool:
             results = list(pool.map(one, range(400)))
@@ -237,6 +258,22 @@ def test_two_workers_share_the_port_and_end_with_a_killed_parent(
                 select(func.count()).where(decisions.c.request_id.like("two-%"))
             ).scalar()
         assert logged == 400
+        # A worker dies: the parent starts another, which takes connections once it has loaded
+        # (until then the kernel gives them all to the other worker), and no request fails.
+        _wait_all_serving(port, proc, log)
+        os.kill(spawned[-1], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while spawned[-1] in _children(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        meanwhile = Client(port, served.token)  # its own connection: an idle one is closed
+        try:
+            assert all(one(1100 + i, meanwhile)[0] == 200 for i in range(40))
+        finally:
+            meanwhile.close()
+        _wait_all_serving(port, proc, log)
+        assert _workers_serving(port) == (2, 2)
+        with ThreadPoolExecutor(8) as pool:
+            assert all(status == 200 for status, _ in pool.map(one, range(1200, 1400)))
         if shared:
             # The writer dies: requests get 503 (nothing unrecorded is answered) until the
             # parent has started another, and then they are logged again.

@@ -58,6 +58,7 @@ from charter.serving.decision_log import (
 from charter.serving.oip import add_v2_routes
 from charter.serving.routing import route
 from charter.serving.runtime import ModelRuntime, Runtime, ServedVersion
+from charter.serving.server import workers_serving
 from charter.serving.shadow import ShadowJob, ShadowWorker
 from charter.serving.validation import FieldError, RequestInvalid, check_text, parse_json
 from charter.storage.schema import decisions, outcomes
@@ -766,7 +767,7 @@ def create_app(
 
     @app.get(
         "/readyz",
-        summary="Readiness: database reachable, models loaded",
+        summary="Readiness: database reachable, models loaded, workers serving",
         responses={
             503: {
                 "description": "Not ready: the database cannot be reached (the same body as 200)",
@@ -781,10 +782,14 @@ def create_app(
             db_ok = True
         except CharterError:
             db_ok = False
+        serving, configured = workers_serving()
         body = {
             "database": db_ok,
             "models": sorted(svc.runtime.models),
             "load_failures": {k: f.error for k, f in svc.runtime.failures.items()},
+            # A worker accepts connections only once it has loaded: a load balancer may send
+            # traffic when one is ready; a benchmark waits for all of them.
+            "workers": {"serving": serving, "configured": configured},
         }
         return JSONResponse(body, status_code=200 if db_ok else 503)
 

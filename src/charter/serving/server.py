@@ -32,10 +32,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import MutableSequence
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, cast
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("charter.serving")
@@ -43,12 +45,22 @@ log = logging.getLogger("charter.serving")
 APP = "charter.serving.app:from_env"
 BACKLOG = 2048  # uvicorn's default
 _PR_SET_PDEATHSIG = 1
+# In a worker process: the parent's table of workers (a slot each, the pid of the worker that
+# serves from it, 0 while none does) and this worker's slot.
+_SLOTS: tuple[MutableSequence[int], int] | None = None
+
+
+def workers_serving() -> tuple[int, int]:
+    """(workers accepting connections, workers configured) of this ``charter serve``; (1, 1)
+    in one process. A worker killed with -9 still counts until the parent notices (0.2 s)."""
+    if _SLOTS is None:
+        return 1, 1
+    slots = _SLOTS[0]
+    return sum(1 for pid in slots if pid), len(slots)
 
 
 def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
     """Serve until interrupted."""
-    import uvicorn
-
     if workers == 1:
         uvicorn.run(
             APP, factory=True, host=host, port=port, log_level=log_level, http=OneWriteProtocol
@@ -73,8 +85,13 @@ def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
         _wait_for_socket(os.environ[SOCKET_ENV], p)
         return p
 
-    def start() -> BaseProcess:
-        p = ctx.Process(target=_worker, args=(host, port, log_level), name="charter-worker")
+    slots = ctx.RawArray("i", workers)  # which workers accept connections (workers_serving)
+
+    def start(i: int) -> BaseProcess:
+        slots[i] = 0
+        p = ctx.Process(
+            target=_worker, args=(host, port, log_level, slots, i), name="charter-worker"
+        )
         p.start()
         return p
 
@@ -86,7 +103,7 @@ def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
     try:
         if socket_dir is not None:
             writer = start_writer()
-        procs = [start() for _ in range(workers)]
+        procs = [start(i) for i in range(workers)]
         while not stopping:
             time.sleep(0.2)
             if writer is not None and not writer.is_alive() and not stopping:
@@ -96,7 +113,7 @@ def run(host: str, port: int, workers: int, log_level: str = "warning") -> None:
             for i, p in enumerate(procs):
                 if not p.is_alive() and not stopping:
                     log.warning("worker %s exited with %s; starting another", p.pid, p.exitcode)
-                    procs[i] = start()
+                    procs[i] = start(i)
     finally:
         _stop(procs)  # SIGTERM: uvicorn finishes the requests in flight, which need the writer
         if writer is not None:
@@ -233,15 +250,43 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
-    import uvicorn
-
-    _die_with_parent()
+def _bound(host: str, port: int) -> socket.socket:
+    """A worker's socket on the shared port: bound, and not yet listening. The kernel hands
+    connections only to listening sockets, so none waits in this one's backlog while the worker
+    loads its models; uvicorn listens (``create_server``) once the app has started."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(BACKLOG)
     sock.set_inheritable(True)
-    config = uvicorn.Config(APP, factory=True, log_level=log_level, http=OneWriteProtocol)
-    uvicorn.Server(config).run(sockets=[sock])
+    return sock
+
+
+class WorkerServer(uvicorn.Server):
+    """uvicorn's server in one worker: its slot in the parent's table holds the worker's pid
+    while it accepts connections, from the end of its start to the beginning of its stop."""
+
+    def __init__(self, config: uvicorn.Config, slots: MutableSequence[int], index: int) -> None:
+        super().__init__(config)
+        self.slots = slots
+        self.index = index
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.slots[self.index] = os.getpid()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.slots[self.index] = 0
+        await super().shutdown(sockets=sockets)
+
+
+def _worker(host: str, port: int, log_level: str, slots: MutableSequence[int], index: int) -> None:
+    global _SLOTS
+    _die_with_parent()
+    _SLOTS = (slots, index)
+    sock = _bound(host, port)
+    config = uvicorn.Config(
+        APP, factory=True, log_level=log_level, http=OneWriteProtocol, backlog=BACKLOG
+    )
+    WorkerServer(config, slots, index).run(sockets=[sock])
