@@ -808,10 +808,12 @@ ScoreCore = Callable[
 
 
 class FastScorePath:
-    """Answers ``POST /v1/models/{name}/score`` in raw ASGI, before FastAPI's middleware, router,
+    """Answers ``POST /v1/models/{name}/score`` ahead of FastAPI's middleware, router,
     dependency injection and response classes (the same ``score_core`` the documented route
-    calls); ``CharterAPI`` asks it first and passes everything else to FastAPI. Shadow work is
-    run or queued (:mod:`charter.serving.shadow`) after the response has been sent."""
+    calls). Under ``charter serve`` the HTTP protocol itself hands scoring requests here
+    (``server.OneWriteProtocol``), without the ASGI call; elsewhere (``TestClient``, another
+    ASGI server) ``CharterAPI`` asks :meth:`handle` first and passes everything else to FastAPI.
+    Shadow work is run or queued (:mod:`charter.serving.shadow`) after the response."""
 
     PREFIX = "/v1/models/"
     SUFFIX = "/score"
@@ -820,18 +822,42 @@ class FastScorePath:
         self.core = core
         self.svc = svc
 
+    def model_of(self, method: str, path: str) -> str | None:
+        """The model's name when this is a scoring request, else None."""
+        if method != "POST" or not path.startswith(self.PREFIX) or not path.endswith(self.SUFFIX):
+            return None
+        name = path[len(self.PREFIX) : -len(self.SUFFIX)]
+        return name if name and "/" not in name else None
+
+    async def answer(
+        self, name: str, authorization: str, chunks: AsyncIterator[bytes]
+    ) -> tuple[int, bytes, ShadowJob | None]:
+        """(status, JSON body, shadow work for after the response)."""
+        try:
+            status, payload, shadow = await self.core(name, authorization, chunks)
+        except Exception:  # a bug: answer as FastAPI's error middleware would, but in JSON
+            log.exception("the scoring path failed")
+            status, shadow = 500, None
+            payload = {
+                "error": {
+                    "code": "internal_error",
+                    "message": "the service failed on this request",
+                    "remedy": "retry; report the server log to the platform team",
+                }
+            }
+        return status, orjson.dumps(payload), shadow
+
+    def after(self, shadow: ShadowJob | None) -> None:
+        """Once the response has been sent: the request's shadow work."""
+        if shadow is not None:
+            self.svc.shadows.submit(shadow)
+
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> bool:
         """Answer the request if it is a scoring request (True), else leave it (False)."""
-        path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not path.startswith(self.PREFIX)
-            or not path.endswith(self.SUFFIX)
-        ):
+        if scope["type"] != "http":
             return False
-        name = path[len(self.PREFIX) : -len(self.SUFFIX)]
-        if not name or "/" in name:
+        name = self.model_of(scope["method"], scope.get("path", ""))
+        if name is None:
             return False
         auth = ""
         for key, value in scope["headers"]:
@@ -848,19 +874,7 @@ class FastScorePath:
                 yield message.get("body", b"")
                 more = message.get("more_body", False)
 
-        try:
-            status, payload, shadow = await self.core(name, auth, chunks())
-        except Exception:  # a bug: answer as FastAPI's error middleware would, but in JSON
-            log.exception("the scoring path failed")
-            status, shadow = 500, None
-            payload = {
-                "error": {
-                    "code": "internal_error",
-                    "message": "the service failed on this request",
-                    "remedy": "retry; report the server log to the platform team",
-                }
-            }
-        body = orjson.dumps(payload)
+        status, body, shadow = await self.answer(name, auth, chunks())
         await send(
             {
                 "type": "http.response.start",
@@ -872,8 +886,7 @@ class FastScorePath:
             }
         )
         await send({"type": "http.response.body", "body": body})
-        if shadow is not None:
-            self.svc.shadows.submit(shadow)
+        self.after(shadow)
         return True
 
 
