@@ -5,6 +5,7 @@ must answer them as uvicorn answers the app's responses: in order when pipelined
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -198,3 +199,28 @@ def test_a_failing_scoring_path_answers_500_as_uvicorn_does() -> None:
         "internal_error"
     )
     assert app.shadows == []
+
+
+def test_the_access_log_has_scoring_requests_when_it_is_on() -> None:
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    async def main(level: int) -> None:
+        p = _protocol(App(echo), Transport())  # uvicorn's config sets up its loggers here
+        access = logging.getLogger("uvicorn.access")
+        access.setLevel(level)
+        access.addHandler(handler)
+        try:
+            p.data_received(_post(b"/v1/models/gc/score?x=1", b"{}"))
+            await _turns()
+        finally:
+            access.removeHandler(handler)
+
+    handler = Lines()
+    asyncio.run(main(logging.INFO))
+    assert lines == ['127.0.0.1:5000 - "POST /v1/models/gc/score?x=1 HTTP/1.1" 200']
+    asyncio.run(main(logging.WARNING))  # charter serve's default level: not logged
+    assert len(lines) == 1

@@ -270,7 +270,7 @@ def _respond(cycle: RequestResponseCycle, status: int, body: bytes) -> None:
     headers, ``connection: close`` when the connection is to end; then the next request."""
     cycle.response_started = True
     cycle.waiting_for_100_continue = False
-    if cycle.access_log:
+    if cycle.access_log and cycle.access_logger.isEnabledFor(logging.INFO):  # not at warning
         scope = cycle.scope
         cycle.access_logger.info(
             '%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
