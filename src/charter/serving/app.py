@@ -807,6 +807,17 @@ ScoreCore = Callable[
 ]
 
 
+async def _chunks(receive: Any) -> AsyncIterator[bytes]:
+    """A request's body from an ASGI ``receive``, until its last chunk or a disconnect."""
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        more = message.get("more_body", False)
+
+
 class FastScorePath:
     """Answers ``POST /v1/models/{name}/score`` ahead of FastAPI's middleware, router,
     dependency injection and response classes (the same ``score_core`` the documented route
@@ -830,11 +841,12 @@ class FastScorePath:
         return name if name and "/" not in name else None
 
     async def answer(
-        self, name: str, authorization: str, chunks: AsyncIterator[bytes]
+        self, name: str, authorization: str, receive: Any
     ) -> tuple[int, bytes, ShadowJob | None]:
-        """(status, JSON body, shadow work for after the response)."""
+        """(status, JSON body, shadow work for after the response), the body read from the
+        ASGI ``receive`` (uvicorn's request cycle's, under ``charter serve``)."""
         try:
-            status, payload, shadow = await self.core(name, authorization, chunks)
+            status, payload, shadow = await self.core(name, authorization, _chunks(receive))
         except Exception:  # a bug: answer as FastAPI's error middleware would, but in JSON
             log.exception("the scoring path failed")
             status, shadow = 500, None
@@ -864,17 +876,7 @@ class FastScorePath:
             if key == b"authorization":
                 auth = value.decode("latin-1")
                 break
-
-        async def chunks() -> AsyncIterator[bytes]:
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                yield message.get("body", b"")
-                more = message.get("more_body", False)
-
-        status, body, shadow = await self.answer(name, auth, chunks())
+        status, body, shadow = await self.answer(name, auth, receive)
         await send(
             {
                 "type": "http.response.start",

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, MutableSequence
+from collections.abc import MutableSequence
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, Protocol, cast
@@ -234,9 +234,8 @@ class _Scoring(Protocol):
 
     def model_of(self, method: str, path: str) -> str | None: ...
 
-    async def answer(
-        self, name: str, authorization: str, chunks: AsyncIterator[bytes]
-    ) -> tuple[int, bytes, Any]: ...
+    async def answer(self, name: str, authorization: str, receive: Any) -> tuple[int, bytes, Any]:
+        """(status, JSON body, shadow work), the body read from ``receive``."""
 
     def after(self, shadow: Any) -> None: ...
 
@@ -251,18 +250,6 @@ def _scoring_path(app: Any) -> _Scoring | None:
         if app is None:
             return None
     return None
-
-
-async def _chunks(cycle: RequestResponseCycle) -> AsyncIterator[bytes]:
-    """A request's body as uvicorn's cycle receives it (it answers ``Expect: 100-continue``,
-    resumes reading and says when the client has gone)."""
-    while True:
-        message = await cycle.receive()
-        if message["type"] != "http.request":
-            return
-        yield message["body"]
-        if not message["more_body"]:
-            return
 
 
 def _respond(cycle: RequestResponseCycle, status: int, body: bytes) -> None:
@@ -327,7 +314,9 @@ class OneWriteProtocol(HttpToolsProtocol):
                 if key == b"authorization":
                     auth = value.decode("latin-1")
                     break
-            status, body, shadow = await scoring.answer(name, auth, _chunks(cycle))
+            # uvicorn's receive answers Expect: 100-continue, resumes reading, says when the
+            # client has gone
+            status, body, shadow = await scoring.answer(name, auth, cycle.receive)
             if cycle.flow.write_paused and not cycle.disconnected:
                 await cycle.flow.drain()
             if not cycle.disconnected:  # one that has gone gets nothing; its decision is logged
