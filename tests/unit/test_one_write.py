@@ -7,24 +7,7 @@ from typing import Any
 
 from charter.serving.server import OneWriteProtocol, _OneWrite
 
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+from helpers import FakeTransport
 
 
 def test_the_writes_of_one_turn_go_as_one_and_in_order() -> None:

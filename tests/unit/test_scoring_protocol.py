@@ -17,31 +17,7 @@ from uvicorn.server import ServerState
 from charter.serving.app import FastScorePath
 from charter.serving.server import OneWriteProtocol
 
-
-class Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-        self.paused = False
-
-    def write(self, data: Any) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
+from helpers import FakeTransport
 
 
 class App:
@@ -66,7 +42,7 @@ async def echo(name: str, auth: str, chunks: AsyncIterator[bytes]) -> tuple[int,
     return 200, {"model": name, "auth": auth, "body": body.decode()}, f"shadow of {body.decode()}"
 
 
-def _protocol(app: App, transport: Transport) -> OneWriteProtocol:
+def _protocol(app: App, transport: FakeTransport) -> OneWriteProtocol:
     config = uvicorn.Config(app, http=OneWriteProtocol, log_level="warning")
     config.load()  # wraps the app in uvicorn's proxy-headers middleware
     state = ServerState()
@@ -79,6 +55,18 @@ def _protocol(app: App, transport: Transport) -> OneWriteProtocol:
 async def _turns(n: int = 10) -> None:
     for _ in range(n):
         await asyncio.sleep(0)
+
+
+def _exchange(core: Any, data: bytes, turns: int = 10) -> tuple[App, FakeTransport]:
+    """``data`` received on a new connection, and what was written back in ``turns`` turns."""
+    app, t = App(core), FakeTransport()
+
+    async def main() -> None:
+        _protocol(app, t).data_received(data)
+        await _turns(turns)
+
+    asyncio.run(main())
+    return app, t
 
 
 def _post(path: bytes, body: bytes, *extra: bytes) -> bytes:
@@ -99,14 +87,7 @@ def _responses(writes: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 
 def test_a_scoring_request_is_answered_by_the_scoring_path_in_one_write() -> None:
-    app, t = App(echo), Transport()
-
-    async def main() -> None:
-        p = _protocol(app, t)
-        p.data_received(_post(b"/v1/models/gc/score", b'{"a":1}'))
-        await _turns()
-
-    asyncio.run(main())
+    app, t = _exchange(echo, _post(b"/v1/models/gc/score", b'{"a":1}'))
     assert len(t.writes) == 1 and app.asgi_calls == []
     [(head, body)] = _responses(t.writes)
     assert head.split(b"\r\n") == [b"HTTP/1.1 200 OK", b"server: uvicorn",
@@ -118,19 +99,14 @@ def test_a_scoring_request_is_answered_by_the_scoring_path_in_one_write() -> Non
 
 
 def test_pipelined_requests_are_answered_in_order_and_others_go_to_the_app() -> None:
-    app, t = App(echo), Transport()
-
-    async def main() -> None:
-        p = _protocol(app, t)
-        p.data_received(
-            _post(b"/v1/models/a/score", b"1")
-            + b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
-            + _post(b"/v1/models/b/score", b"2")
-            + _post(b"/v1/models/a/b/score", b"3")  # not a model's name: the app's
-        )
-        await _turns(30)
-
-    asyncio.run(main())
+    app, t = _exchange(
+        echo,
+        _post(b"/v1/models/a/score", b"1")
+        + b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+        + _post(b"/v1/models/b/score", b"2")
+        + _post(b"/v1/models/a/b/score", b"3"),  # not a model's name: the app's
+        turns=30,
+    )
     bodies = [body for _, body in _responses(t.writes)]
     assert [orjson.loads(bodies[0])["model"], bodies[1], orjson.loads(bodies[2])["model"],
             bodies[3]] == ["a", b"other", "b", b"other"]  # fmt: skip
@@ -139,7 +115,7 @@ def test_pipelined_requests_are_answered_in_order_and_others_go_to_the_app() -> 
 
 
 def test_expect_100_continue_and_connection_close() -> None:
-    app, t = App(echo), Transport()
+    app, t = App(echo), FakeTransport()
 
     async def main() -> None:
         p = _protocol(app, t)
@@ -166,7 +142,7 @@ def test_a_client_that_has_gone_gets_nothing_and_its_shadow_work_still_runs() ->
         await gates[0].wait()
         return await echo(name, auth, chunks)
 
-    app, t = App(slow), Transport()
+    app, t = App(slow), FakeTransport()
 
     async def main() -> None:
         gates.append(gate := asyncio.Event())
@@ -185,14 +161,7 @@ def test_a_failing_scoring_path_answers_500_as_uvicorn_does() -> None:
     async def broken(name: str, auth: str, chunks: AsyncIterator[bytes]) -> tuple[int, Any, Any]:
         raise RuntimeError("a bug")
 
-    app, t = App(broken), Transport()
-
-    async def main() -> None:
-        p = _protocol(app, t)
-        p.data_received(_post(b"/v1/models/gc/score", b"{}"))
-        await _turns()
-
-    asyncio.run(main())
+    app, t = _exchange(broken, _post(b"/v1/models/gc/score", b"{}"))
     # FastScorePath.answer turns a bug into the JSON 500 the route documents
     [(head, body)] = _responses(t.writes)
     assert head.startswith(b"HTTP/1.1 500 ") and orjson.loads(body)["error"]["code"] == (
@@ -209,7 +178,7 @@ def test_the_access_log_has_scoring_requests_when_it_is_on() -> None:
             lines.append(record.getMessage())
 
     async def main(level: int) -> None:
-        p = _protocol(App(echo), Transport())  # uvicorn's config sets up its loggers here
+        p = _protocol(App(echo), FakeTransport())  # uvicorn's config sets up its loggers here
         access = logging.getLogger("uvicorn.access")
         access.setLevel(level)
         access.addHandler(handler)
