@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -84,29 +85,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+def wait_http(url: str, ready: Callable[[bytes], bool] = lambda _: True) -> None:
+    """Wait (a minute at most) until ``url`` answers 200 with a body that is ``ready``."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
+                if r.status == 200 and ready(r.read()):
                     return
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise SystemExit(f"{url} did not come up")
 
 
-def wait_all_workers(url: str, timeout: float = 60) -> None:
-    """Wait until ``/readyz`` says every worker accepts connections: one that is still loading
+def all_workers_serving(readyz: bytes) -> bool:
+    """Whether ``/readyz`` says every worker accepts connections: one that is still loading
     takes none, and wrk's connections, opened at once, would all go to the others."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            workers = json.loads(r.read())["workers"]
-        if workers["serving"] == workers["configured"]:
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"{url}: not every worker is serving")
+    workers = json.loads(readyz)["workers"]
+    return bool(workers["serving"] == workers["configured"])
 
 
 def parse_wrk(out: str) -> dict[str, float]:
@@ -279,8 +276,7 @@ def main() -> None:
             env=dict(env, CHARTER_HOME=str(home)), stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            wait_http(f"http://127.0.0.1:{port}/readyz")
-            wait_all_workers(f"http://127.0.0.1:{port}/readyz")
+            wait_http(f"http://127.0.0.1:{port}/readyz", all_workers_serving)
             before = count_decisions(home)
             res = run_wrk(wrk, f"http://127.0.0.1:{port}/v1/models/gc/score", args.duration,
                           args.connections, str(script))  # fmt: skip

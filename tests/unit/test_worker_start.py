@@ -70,5 +70,5 @@ def test_no_connection_waits_on_a_worker_that_is_still_starting() -> None:
 
 def test_workers_serving_counts_the_filled_slots(monkeypatch: pytest.MonkeyPatch) -> None:
     assert server.workers_serving() == (1, 1)  # one process: itself
-    monkeypatch.setattr(server, "_SLOTS", ([4711, 0, 4712], 0))
+    monkeypatch.setattr(server, "_SLOTS", [4711, 0, 4712])
     assert server.workers_serving() == (2, 3)

@@ -841,10 +841,16 @@ class FastScorePath:
         return name if name and "/" not in name else None
 
     async def answer(
-        self, name: str, authorization: str, receive: Any
+        self, name: str, headers: Iterable[tuple[bytes, bytes]], receive: Any
     ) -> tuple[int, bytes, ShadowJob | None]:
-        """(status, JSON body, shadow work for after the response), the body read from the
-        ASGI ``receive`` (uvicorn's request cycle's, under ``charter serve``)."""
+        """(status, JSON body, shadow work for after the response) of a request with these
+        (lower-case) headers, its body read from the ASGI ``receive`` (uvicorn's request
+        cycle's, under ``charter serve``)."""
+        authorization = ""
+        for key, value in headers:
+            if key == b"authorization":
+                authorization = value.decode("latin-1")
+                break
         try:
             status, payload, shadow = await self.core(name, authorization, _chunks(receive))
         except Exception:  # a bug: answer as FastAPI's error middleware would, but in JSON
@@ -871,12 +877,7 @@ class FastScorePath:
         name = self.model_of(scope["method"], scope.get("path", ""))
         if name is None:
             return False
-        auth = ""
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                auth = value.decode("latin-1")
-                break
-        status, body, shadow = await self.answer(name, auth, receive)
+        status, body, shadow = await self.answer(name, scope["headers"], receive)
         await send(
             {
                 "type": "http.response.start",

@@ -207,16 +207,14 @@ def serve(writer: DecisionLog, path: str, stop: threading.Event) -> None:
     writer.start(thread=False)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ, None)
-    peers: dict[socket.socket, _Peer] = {}
     try:
         while not stop.is_set():
             group: list[tuple[str, Any, Waiter | None]] = []
             for key, _ in sel.select(timeout=0.2):
                 if key.data is None:
-                    _accept(listener, sel, peers)
+                    _accept(listener, sel)
                 elif not key.data.read(group):
                     sel.unregister(key.fileobj)
-                    peers.pop(key.data.sock, None)
                     key.data.close()
             # What was read is written before the stop is looked at: a worker never waits for
             # a decision the writer read and dropped. Then it hangs up, and a worker still
@@ -224,27 +222,24 @@ def serve(writer: DecisionLog, path: str, stop: threading.Event) -> None:
             for i in range(0, len(group), writer.max_batch):
                 writer.write_group(group[i : i + writer.max_batch])
     finally:
+        peers = [key.data for key in sel.get_map().values() if key.data is not None]
         sel.close()
         listener.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         writer.stop()
-        for p in peers.values():
+        for p in peers:
             p.close()
 
 
-def _accept(
-    listener: socket.socket, sel: selectors.BaseSelector, peers: dict[socket.socket, _Peer]
-) -> None:
+def _accept(listener: socket.socket, sel: selectors.BaseSelector) -> None:
     while True:
         try:
             sock, _ = listener.accept()
         except BlockingIOError:
             return
         sock.setblocking(False)
-        peer = _Peer(sock)
-        peers[sock] = peer
-        sel.register(sock, selectors.EVENT_READ, peer)
+        sel.register(sock, selectors.EVENT_READ, _Peer(sock))
 
 
 # ------------------------------------------------------------------------------ the worker side
